@@ -1,0 +1,78 @@
+//! Pieces of page shared by several pages: the header and form helpers.
+
+use leptos::prelude::*;
+
+use crate::SessionResource;
+use crate::api::{ApiError, Logout};
+
+/// Sends the browser to `path` with a full page load, so that every resource is fetched again
+/// with the new session cookie.
+pub fn reload_to(path: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = window().location().set_href(path);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = path;
+    }
+}
+
+/// The CSRF token as a hidden form field.
+#[component]
+pub fn CsrfField(token: String) -> impl IntoView {
+    view! { <input type="hidden" name=crate::api::CSRF_FIELD value=token /> }
+}
+
+/// Shows an action's error, if its last run failed.
+#[component]
+pub fn ErrorLine(error: Signal<Option<ApiError>>) -> impl IntoView {
+    move || {
+        error
+            .get()
+            .map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })
+    }
+}
+
+#[component]
+pub fn Header() -> impl IntoView {
+    let session = expect_context::<SessionResource>();
+    let logout = ServerAction::<Logout>::new();
+
+    Effect::new(move |_| {
+        if let Some(Ok(())) = logout.value().get() {
+            reload_to(crate::paths::LOGIN);
+        }
+    });
+
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/">
+                "Jumpgate"
+            </a>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let info = session.await.ok()?;
+                    let user = info.user?;
+                    Some(
+                        view! {
+                            <nav class="topnav">
+                                <a href="/">"Home"</a>
+                                <a href=crate::paths::ACCOUNT>"Account"</a>
+                            </nav>
+                            <span class="whoami" data-testid="whoami">
+                                {user.username.clone()}
+                            </span>
+                            <ActionForm action=logout attr:class="inline">
+                                <CsrfField token=info.csrf_token.clone() />
+                                <button type="submit" class="secondary">
+                                    "Sign out"
+                                </button>
+                            </ActionForm>
+                        },
+                    )
+                })}
+            </Suspense>
+        </header>
+    }
+}

@@ -1,0 +1,65 @@
+//! Jumpgate's web panel: the Leptos components, rendered on the server and hydrated in the
+//! browser, and the types both sides share.
+//!
+//! Nothing in this crate knows how the server stores data: server functions in [`api`] call a
+//! [`api::backend::Backend`] that the server crate puts into Leptos's context.
+
+pub mod api;
+mod components;
+mod pages;
+pub mod paths;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    StaticSegment,
+    components::{Route, Router, Routes},
+};
+
+use crate::api::{ApiError, SessionInfo};
+
+/// The session resource every page reads: who is signed in and the CSRF token.
+pub type SessionResource = Resource<Result<SessionInfo, ApiError>>;
+
+/// The HTML document around the app. The server renders it for every page request.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    // One request per page load; pages refetch it after they change the account.
+    let session: SessionResource = Resource::new_blocking(|| (), |_| api::get_session());
+    provide_context(session);
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/jumpgate.css" />
+        <Title text="Jumpgate" />
+        <Router>
+            <components::Header />
+            <main class="page">
+                <Routes fallback=|| view! { <pages::NotFound /> }>
+                    <Route path=StaticSegment("") view=pages::Home />
+                    <Route path=StaticSegment("login") view=pages::Login />
+                    <Route path=StaticSegment("account") view=pages::Account />
+                </Routes>
+            </main>
+        </Router>
+    }
+}

@@ -1,0 +1,24 @@
+//! URL paths that the server, the panel and outside clients (scripts, monitors, the end-to-end
+//! tests) rely on. Changing one breaks those clients.
+
+/// The sign-in page.
+pub const LOGIN: &str = "/login";
+/// The account page (password, security code, TOTP).
+pub const ACCOUNT: &str = "/account";
+/// Liveness and database check for monitors.
+pub const HEALTHZ: &str = "/healthz";
+/// JSON description of the signed-in user.
+pub const API_ME: &str = "/api/me";
+/// Prefix of the WASM, JS and CSS bundle.
+pub const PKG_PREFIX: &str = "/pkg/";
+
+/// Paths a visitor without a session may open. Everything else needs a signed-in session.
+pub fn is_public(path: &str) -> bool {
+    path == LOGIN
+        || path == HEALTHZ
+        || path == "/favicon.svg"
+        || path == "/favicon.ico"
+        || path.starts_with(PKG_PREFIX)
+        // Server functions and machine endpoints answer for themselves, with JSON errors.
+        || path.starts_with("/api/")
+}

@@ -1,0 +1,131 @@
+//! `jumpgate serve`: opens storage, creates the first administrator when needed, and runs the
+//! web panel until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use leptos::prelude::LeptosOptions;
+use tracing::{info, warn};
+
+use crate::assets::Assets;
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::http::{self, HttpState};
+use crate::storage::{self, Storage};
+use crate::{logging, settings};
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    logging::init(config.log_format, &config.log_level);
+
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let storage = Storage::open(&config.database_url)
+        .await
+        .context("opening the database")?;
+    info!(backend = ?storage.kind(), "database ready");
+
+    let auth = Auth::new(storage.clone(), config.is_https());
+    if let Some(otp) = auth.ensure_first_admin().await? {
+        // Printed to the console only, never through the logger, which may feed a file.
+        println!("{}", first_admin_banner(&otp, &config));
+    }
+
+    let assets = Arc::new(Assets::discover());
+    if assets.is_empty() {
+        warn!(
+            "no web assets found: pages will render but not hydrate. Build with `cargo leptos build --release`."
+        );
+    }
+    info!(assets = %assets.describe(), "static files");
+
+    let leptos = LeptosOptions::builder()
+        .output_name("jumpgate")
+        .site_pkg_dir("pkg")
+        .site_addr(config.web_listen)
+        .build();
+
+    let state = HttpState {
+        auth,
+        leptos,
+        public_origin: config.public_origin(),
+        assets,
+    };
+    let app = http::router(state);
+
+    let listener = tokio::net::TcpListener::bind(config.web_listen)
+        .await
+        .with_context(|| format!("listening on web.listen = {}", config.web_listen))?;
+    let bound = listener.local_addr()?;
+    info!(address = %bound, public_url = %config.public_url, "web panel listening");
+
+    tokio::spawn(purge_expired_sessions(storage));
+
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving the web panel")?;
+    info!("stopped");
+    Ok(())
+}
+
+fn first_admin_banner(otp: &str, config: &Config) -> String {
+    let login = config
+        .public_url
+        .join("login")
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    format!(
+        "\n==================================================================\n\
+         Jumpgate created the first administrator account.\n\
+         \x20 user name: admin\n\
+         \x20 password:  {otp}\n\
+         This password is shown only now. Sign in at {login}\n\
+         and choose your own password. Lost it? On this host run:\n\
+         \x20 jumpgate admin reset-password admin\n\
+         ==================================================================\n"
+    )
+}
+
+/// Deletes expired web sessions now and then, so the table does not grow without bound.
+async fn purge_expired_sessions(storage: Storage) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = storage::now();
+        let idle = settings::get_i64(&storage, settings::SESSION_IDLE_MINUTES)
+            .await
+            .unwrap_or(60)
+            * 60;
+        match storage.delete_expired_sessions(now, now - idle).await {
+            Ok(n) if n > 0 => info!(sessions = n, "purged expired web sessions"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "purging expired sessions failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
