@@ -343,7 +343,8 @@ fn SecurityCodeForm(csrf: String, has_code: bool) -> impl IntoView {
 
 #[component]
 fn TotpSection(csrf: String, enabled: bool) -> impl IntoView {
-    let session = expect_context::<SessionResource>();
+    // The state shown here follows this section's own actions. Refetching the session resource
+    // instead would re-render the whole page and wipe the confirmation messages.
     let begin = ServerAction::<TotpBegin>::new();
     let confirm = ServerAction::<TotpConfirm>::new();
     let disable = ServerAction::<TotpDisable>::new();
@@ -351,13 +352,6 @@ fn TotpSection(csrf: String, enabled: bool) -> impl IntoView {
     let confirmed = succeeded(confirm.value());
     let disabled = succeeded(disable.value());
     let is_enabled = move || (enabled || confirmed.get()) && !disabled.get();
-
-    // The header and other pages read the session resource: refresh it after a change.
-    Effect::new(move |_| {
-        if confirmed.get() || disabled.get() {
-            session.refetch();
-        }
-    });
 
     let begin_error = last_error(begin.value());
     let confirm_error = last_error(confirm.value());

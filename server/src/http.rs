@@ -134,10 +134,10 @@ where
     F: Fn(Request<Body>) -> Fut,
     Fut: std::future::Future<Output = Response<Body>>,
 {
-    if matches!(*req.method(), Method::GET | Method::HEAD) {
-        if let Some(resp) = st.assets.response(req.uri().path()) {
-            return resp;
-        }
+    if matches!(*req.method(), Method::GET | Method::HEAD)
+        && let Some(resp) = st.assets.response(req.uri().path())
+    {
+        return resp;
     }
     let mut resp = render(req).await;
     *resp.status_mut() = StatusCode::NOT_FOUND;
@@ -247,10 +247,9 @@ fn with_csrf_cookie(st: &HttpState, mut resp: Response, issue: bool, token: &str
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.starts_with(&format!("{}=", session::CSRF_COOKIE)));
-    if !handler_set_one {
-        if let Ok(v) = HeaderValue::from_str(&st.auth.cookies().csrf_cookie(token)) {
-            resp.headers_mut().append(header::SET_COOKIE, v);
-        }
+    if !handler_set_one && let Ok(v) = HeaderValue::from_str(&st.auth.cookies().csrf_cookie(token))
+    {
+        resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
 }

@@ -522,16 +522,15 @@ fn prepare_sqlite_url(url: &str) -> Result<String> {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
     };
-    if path != ":memory:" && !path.is_empty() {
-        if let Some(parent) = Path::new(path)
+    if path != ":memory:"
+        && let Some(parent) = Path::new(path)
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent).map_err(|source| StorageError::Directory {
-                path: parent.display().to_string(),
-                source,
-            })?;
-        }
+    {
+        std::fs::create_dir_all(parent).map_err(|source| StorageError::Directory {
+            path: parent.display().to_string(),
+            source,
+        })?;
     }
     // Validate early so a malformed URL fails with sqlx's message, not at first query.
     let _ = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;

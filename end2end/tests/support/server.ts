@@ -1,0 +1,78 @@
+// Starts a real Jumpgate release binary on a free port with a fresh data directory, and reads
+// the first administrator's one-time password from its console output.
+import { spawn, ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export interface RunningServer {
+  url: string;
+  adminPassword: string;
+  /** Everything the server wrote to standard error (its log). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+export async function startServer(): Promise<RunningServer> {
+  const bin = resolve(process.env.JUMPGATE_BIN ?? "target/release/jumpgate");
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "jumpgate-e2e-"));
+  const url = `http://127.0.0.1:${port}`;
+  let stdout = "";
+  let stderr = "";
+
+  const child: ChildProcess = spawn(bin, ["serve"], {
+    env: {
+      PATH: process.env.PATH,
+      JUMPGATE_WEB_LISTEN: `127.0.0.1:${port}`,
+      JUMPGATE_SSH_LISTEN: "127.0.0.1:0",
+      JUMPGATE_STORAGE_DATA_DIR: dataDir,
+      JUMPGATE_STORAGE_DATABASE_URL: `sqlite://${dataDir}/jumpgate.db`,
+      JUMPGATE_LOG_LEVEL: "debug",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.on("data", (d) => (stdout += d.toString()));
+  child.stderr?.on("data", (d) => (stderr += d.toString()));
+  const exited = new Promise<void>((ok) => child.once("exit", () => ok()));
+
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new Error(`jumpgate exited early (${child.exitCode}):\n${stderr}`);
+    }
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok && /password:\s+\S+/.test(stdout)) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`jumpgate did not start:\n${stdout}\n${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const adminPassword = /password:\s+(\S+)/.exec(stdout)![1];
+
+  return {
+    url,
+    adminPassword,
+    log: () => stderr,
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
