@@ -72,6 +72,14 @@ pub const KEYS: &[KeyDef] = &[
         help: "sqlite://PATH for the embedded database (default), or postgres://USER:PASS@HOST/DB for sites with several nodes.",
     },
     KeyDef {
+        section: "vault",
+        key: "master_key",
+        default: None,
+        help: "The vault master key (32 bytes, base64) that encrypts stored target credentials. \
+               When unset, the key is kept in <storage.data_dir>/vault.key, created with mode 0600 on first start. \
+               Best given by environment variable, never in a world-readable file.",
+    },
+    KeyDef {
         section: "log",
         key: "format",
         default: Some("text"),
@@ -130,6 +138,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// A configured secret: its `Debug` does not show it.
+#[derive(Clone)]
+pub struct HiddenString(pub String);
+
+impl fmt::Debug for HiddenString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub web_listen: SocketAddr,
@@ -139,11 +157,21 @@ pub struct Config {
     pub database_url: String,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// `vault.master_key`, when set. Never printed.
+    pub vault_master_key: Option<HiddenString>,
     /// Every key with its final value and source, for `check-config`.
     pub resolved: Vec<(&'static KeyDef, String, Source)>,
 }
 
 impl Config {
+    /// Where the vault master key comes from.
+    pub fn vault_key_source(&self) -> crate::vault::KeySource {
+        match &self.vault_master_key {
+            Some(k) => crate::vault::KeySource::Inline(k.0.clone()),
+            None => crate::vault::KeySource::File(self.data_dir.join("vault.key")),
+        }
+    }
+
     /// True when the panel is reached over HTTPS, so cookies must be `Secure`.
     pub fn is_https(&self) -> bool {
         self.public_url.scheme() == "https"
@@ -344,11 +372,26 @@ fn build(values: BTreeMap<String, (String, Source)>) -> Result<Config, ConfigErr
         ));
     }
 
+    let vault_master_key = values
+        .get("vault.master_key")
+        .map(|(v, _)| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .map(HiddenString);
+
     let mut resolved = Vec::new();
     for k in KEYS {
-        let (value, source) = match values.get(&k.name()) {
-            Some((v, s)) => (v.clone(), s.clone()),
-            None => (public_url.to_string(), Source::Default),
+        let name = k.name();
+        let (value, source) = match (name.as_str(), values.get(&name)) {
+            ("vault.master_key", Some((_, s))) => ("(set; hidden)".to_string(), s.clone()),
+            ("vault.master_key", None) => (
+                format!(
+                    "(not set: key file {})",
+                    Path::new(data_dir.trim()).join("vault.key").display()
+                ),
+                Source::Default,
+            ),
+            (_, Some((v, s))) => (v.clone(), s.clone()),
+            (_, None) => (public_url.to_string(), Source::Default),
         };
         resolved.push((k, value, source));
     }
@@ -361,6 +404,7 @@ fn build(values: BTreeMap<String, (String, Source)>) -> Result<Config, ConfigErr
         database_url,
         log_format,
         log_level: log_level.trim().to_string(),
+        vault_master_key,
         resolved,
     })
 }

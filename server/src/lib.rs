@@ -1,14 +1,20 @@
 //! Jumpgate's server: the web panel's back end, storage and the command line's services.
 //!
-//! Modules, from the front doors down: `http` (the web panel's router and guard) uses `auth`
-//! (sign-in, sessions, account changes) which uses `settings` and `storage`. `config` is read
-//! once at start; `assets` serves the built front end; `serve` wires everything together.
+//! Modules, from the front doors down: `http` (the web panel's router and guard) and `cli` (the
+//! administration commands) use the services `auth` (sign-in, sessions, account changes),
+//! `inventory` (groups, servers, grants), `access` (who reaches what) and `vault` (sealed
+//! credentials), which use `settings` and `storage`. `config` is read once at start; `assets`
+//! serves the built front end; `serve` wires everything together.
 
+pub mod access;
 pub mod assets;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod http;
+pub mod inventory;
 pub mod logging;
 pub mod serve;
 pub mod settings;
 pub mod storage;
+pub mod vault;

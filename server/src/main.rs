@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use jumpgate::{auth::Auth, config, settings, storage::Storage};
+use jumpgate::cli::{
+    GrantCommand, GroupCommand, ServerCommand, SettingsCommand, UserCommand, UserGroupCommand,
+    VaultCommand,
+};
+use jumpgate::{cli, config, storage::Storage};
 
 #[derive(Parser)]
 #[command(
@@ -19,19 +23,41 @@ struct Cli {
     #[arg(long, global = true, env = "JUMPGATE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Print results as JSON, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the web panel (and, in later versions, the SSH gateway).
+    /// Run the web panel.
     Serve,
     /// Check the configuration and print every key with its value and where it came from.
     CheckConfig,
     /// Recovery commands run on the gateway host.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage user groups (grant access to many users at once).
+    #[command(subcommand)]
+    UserGroup(UserGroupCommand),
+    /// Manage server groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Manage servers and their stored credentials.
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Manage access grants.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// Manage the credential vault.
+    #[command(subcommand)]
+    Vault(VaultCommand),
     /// Read and change runtime settings stored in the database (take effect without a restart).
     #[command(subcommand)]
     Settings(SettingsCommand),
@@ -44,20 +70,6 @@ enum AdminCommand {
         /// The user name.
         user: String,
     },
-}
-
-#[derive(Subcommand)]
-enum SettingsCommand {
-    /// List every setting with its current value.
-    List {
-        /// Print JSON for scripts.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print one setting's value.
-    Get { key: String },
-    /// Change one setting.
-    Set { key: String, value: String },
 }
 
 fn main() -> ExitCode {
@@ -88,8 +100,9 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = config::load(cli.config.as_deref())?;
+    let json = cli.json;
     match cli.command {
-        Command::Serve => jumpgate::serve::run(config).await,
+        Command::Serve => return jumpgate::serve::run(config).await,
         Command::CheckConfig => {
             println!("Configuration is valid.");
             for (key, value, source) in &config.resolved {
@@ -100,61 +113,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 println!("    env {}: {}", key.env_var(), key.help);
             }
-            Ok(())
+            return Ok(());
         }
-        Command::Admin(AdminCommand::ResetPassword { user }) => {
-            let storage = open_storage(&config).await?;
-            let auth = Auth::new(storage, config.is_https());
-            match auth.reset_password(&user).await? {
-                Some(otp) => {
-                    println!("New one-time password for {user}: {otp}");
-                    println!(
-                        "It must be changed at the next sign-in. Existing sessions were ended."
-                    );
-                    Ok(())
-                }
-                None => anyhow::bail!("there is no user named `{user}`"),
-            }
-        }
-        Command::Settings(cmd) => {
-            let storage = open_storage(&config).await?;
-            match cmd {
-                SettingsCommand::List { json } => {
-                    let mut rows = Vec::new();
-                    for def in settings::SETTINGS {
-                        rows.push((def, settings::get_i64(&storage, def.key).await?));
-                    }
-                    if json {
-                        let map: serde_json::Map<String, serde_json::Value> = rows
-                            .iter()
-                            .map(|(d, v)| (d.key.to_string(), serde_json::Value::from(*v)))
-                            .collect();
-                        println!("{}", serde_json::Value::Object(map));
-                    } else {
-                        for (def, value) in rows {
-                            println!("{:<34} {:<8} {}", def.key, value, def.help);
-                        }
-                    }
-                    Ok(())
-                }
-                SettingsCommand::Get { key } => {
-                    println!("{}", settings::get_i64(&storage, &key).await?);
-                    Ok(())
-                }
-                SettingsCommand::Set { key, value } => {
-                    let stored = settings::set(&storage, &key, &value).await?;
-                    println!("{key} = {stored}");
-                    Ok(())
-                }
-            }
-        }
+        _ => {}
     }
-}
 
-async fn open_storage(config: &config::Config) -> anyhow::Result<Storage> {
-    Storage::open(&config.database_url)
+    let storage = Storage::open(&config.database_url)
         .await
-        .with_context(|| format!("opening the database ({})", redact(&config.database_url)))
+        .with_context(|| format!("opening the database ({})", redact(&config.database_url)))?;
+    match cli.command {
+        Command::Serve | Command::CheckConfig => Ok(()),
+        Command::Admin(AdminCommand::ResetPassword { user }) => {
+            cli::reset_password(storage, &config, &user).await
+        }
+        Command::User(cmd) => cli::users(&storage, cmd, json).await,
+        Command::UserGroup(cmd) => cli::user_groups(&storage, cmd, json).await,
+        Command::Group(cmd) => cli::groups(&storage, cmd, json).await,
+        Command::Server(cmd) => cli::servers(&storage, &config, cmd, json).await,
+        Command::Grant(cmd) => cli::grants(&storage, cmd, json).await,
+        Command::Vault(cmd) => cli::vault_command(&storage, &config, cmd).await,
+        Command::Settings(cmd) => cli::settings_command(&storage, cmd, json).await,
+    }
 }
 
 /// The database URL without its password, for messages.

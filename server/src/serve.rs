@@ -25,6 +25,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("opening the database")?;
     info!(backend = ?storage.kind(), "database ready");
+    // Opened now so that a wrong or missing master key stops start-up before anything runs.
+    let _vault = crate::vault::open_at_start(&storage, &config.vault_key_source())
+        .await
+        .context("opening the credential vault")?;
 
     let auth = Auth::new(storage.clone(), config.is_https());
     if let Some(otp) = auth.ensure_first_admin().await? {

@@ -6,6 +6,8 @@
 //!
 //! This module knows rows, not rules: who may sign in, and when, is decided in `auth`.
 
+mod inventory;
+
 use std::path::Path;
 use std::str::FromStr;
 
@@ -30,6 +32,10 @@ pub enum StorageError {
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
+
+pub use inventory::{
+    GrantRow, GrantTarget, Grantee, NewServer, ServerGroupRow, ServerRow, UserGroupRow,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbKind {
@@ -322,6 +328,44 @@ impl Storage {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
+        Ok(sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Sets `active` or `disabled`; disabling also ends the user's web sessions.
+    pub async fn set_user_status(&self, user_id: i64, status: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(now())
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        if status != "active" {
+            self.delete_user_sessions(user_id, None).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_user(&self, user_id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn clear_security_code(&self, user_id: i64) -> Result<()> {
+        sqlx::query("UPDATE users SET security_code_hash = NULL, updated_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn touch_last_login(&self, user_id: i64) -> Result<()> {

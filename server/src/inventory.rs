@@ -1,0 +1,314 @@
+//! The inventory as administrators change it: server groups by path, servers with their
+//! credentials (sealed by the vault before they reach storage), user groups and grants.
+//! The command line and, later, the panel's admin pages both call these functions, so the
+//! validation rules live here once.
+
+use zeroize::Zeroizing;
+
+use crate::storage::{
+    GrantTarget, Grantee, NewServer, ServerGroupRow, ServerRow, Storage, StorageError,
+};
+use crate::vault::{self, Vault, VaultError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("there is no {kind} named `{name}`")]
+    NotFound { kind: &'static str, name: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+pub type Result<T> = std::result::Result<T, InventoryError>;
+
+/// How the gateway authenticates to a target.
+pub enum Credential {
+    /// A password, stored sealed.
+    Password(Zeroizing<String>),
+    /// A private key in OpenSSH or PEM format, with its passphrase if it has one.
+    PrivateKey {
+        key: Zeroizing<String>,
+        passphrase: Option<Zeroizing<String>>,
+    },
+    /// The gateway's own key; the target's authorized_keys must list its public half.
+    GatewayKey,
+}
+
+impl Credential {
+    fn kind(&self) -> &'static str {
+        match self {
+            Credential::Password(_) => "password",
+            Credential::PrivateKey { .. } => "private_key",
+            Credential::GatewayKey => "gateway_key",
+        }
+    }
+}
+
+/// A server as an administrator describes it.
+pub struct ServerSpec<'a> {
+    pub name: &'a str,
+    pub group_path: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+    pub login: &'a str,
+    pub description: Option<&'a str>,
+    pub credential: Credential,
+}
+
+/// Checks a name people will type in menus and commands.
+fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(InventoryError::Invalid(format!(
+            "`{name}` is not a valid {what} name: use 1 to 64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+/// Splits and checks a group path such as `prod/web`.
+pub fn parse_group_path(path: &str) -> Result<Vec<&str>> {
+    let parts: Vec<&str> = path.trim().trim_matches('/').split('/').collect();
+    for p in &parts {
+        check_name("server group", p)?;
+    }
+    Ok(parts)
+}
+
+/// Creates the group at `path` and any missing parents; returns the deepest group.
+pub async fn ensure_group(storage: &Storage, path: &str) -> Result<ServerGroupRow> {
+    let parts = parse_group_path(path)?;
+    let mut parent: Option<i64> = None;
+    let mut current = String::new();
+    let mut last = None;
+    for part in parts {
+        if !current.is_empty() {
+            current.push('/');
+        }
+        current.push_str(part);
+        let group = match storage.server_group_by_path(&current).await? {
+            Some(g) => g,
+            None => {
+                let id = match storage.create_server_group(parent, part, &current).await {
+                    Ok(id) => id,
+                    // Another node or command created it meanwhile: use theirs.
+                    Err(StorageError::Conflict(_)) => storage
+                        .server_group_by_path(&current)
+                        .await?
+                        .map(|g| g.id)
+                        .ok_or_else(|| InventoryError::NotFound {
+                            kind: "server group",
+                            name: current.clone(),
+                        })?,
+                    Err(e) => return Err(e.into()),
+                };
+                ServerGroupRow {
+                    id,
+                    parent_id: parent,
+                    name: part.to_string(),
+                    path: current.clone(),
+                }
+            }
+        };
+        parent = Some(group.id);
+        last = Some(group);
+    }
+    last.ok_or_else(|| InventoryError::Invalid("a server group path must not be empty".into()))
+}
+
+/// Adds a server in an existing group, sealing its credential under the vault.
+pub async fn add_server(
+    storage: &Storage,
+    vault: &Vault,
+    spec: ServerSpec<'_>,
+) -> Result<ServerRow> {
+    check_name("server", spec.name)?;
+    let host = spec.host.trim();
+    if host.is_empty() || host.len() > 253 || host.contains(char::is_whitespace) {
+        return Err(InventoryError::Invalid(format!(
+            "`{host}` is not a host name or address"
+        )));
+    }
+    if spec.port == 0 {
+        return Err(InventoryError::Invalid(
+            "the port must be between 1 and 65535".into(),
+        ));
+    }
+    let login = spec.login.trim();
+    if login.is_empty() || login.len() > 64 || login.contains(char::is_whitespace) {
+        return Err(InventoryError::Invalid(format!(
+            "`{login}` is not a valid login name on the target"
+        )));
+    }
+    if let Credential::Password(p) = &spec.credential
+        && p.is_empty()
+    {
+        return Err(InventoryError::Invalid(
+            "the target password is empty".into(),
+        ));
+    }
+    if let Credential::PrivateKey { key, .. } = &spec.credential
+        && !looks_like_private_key(key)
+    {
+        return Err(InventoryError::Invalid(
+            "the key file does not hold a private key in OpenSSH or PEM format \
+             (it should start with -----BEGIN ... PRIVATE KEY-----)"
+                .into(),
+        ));
+    }
+    let group = storage
+        .server_group_by_path(spec.group_path.trim().trim_matches('/'))
+        .await?
+        .ok_or_else(|| InventoryError::NotFound {
+            kind: "server group",
+            name: spec.group_path.to_string(),
+        })?;
+
+    let id = storage
+        .create_server(&NewServer {
+            name: spec.name,
+            group_id: group.id,
+            host,
+            port: spec.port,
+            login,
+            description: spec.description,
+            auth_kind: spec.credential.kind(),
+        })
+        .await?;
+
+    // Sealed after the row exists, because the sealing binds each value to the server's id.
+    let (secret, passphrase) = match &spec.credential {
+        Credential::Password(p) => (Some(p.as_bytes()), None),
+        Credential::PrivateKey { key, passphrase } => (
+            Some(key.as_bytes()),
+            passphrase.as_ref().map(|p| p.as_bytes()),
+        ),
+        Credential::GatewayKey => (None, None),
+    };
+    let sealed_secret = secret
+        .map(|s| vault.seal(&vault::secret_context(id, "secret"), s))
+        .transpose();
+    let sealed_passphrase = passphrase
+        .map(|s| vault.seal(&vault::secret_context(id, "passphrase"), s))
+        .transpose();
+    let stored = match (sealed_secret, sealed_passphrase) {
+        (Ok(s), Ok(p)) => storage
+            .set_server_secrets(id, s.as_deref(), p.as_deref())
+            .await
+            .map_err(InventoryError::from),
+        (Err(e), _) | (_, Err(e)) => Err(e.into()),
+    };
+    if let Err(e) = stored {
+        // Leave no server behind that looks configured but has no credential.
+        let _ = storage.delete_server(id).await;
+        return Err(e);
+    }
+
+    storage
+        .server_by_name(spec.name)
+        .await?
+        .ok_or_else(|| InventoryError::NotFound {
+            kind: "server",
+            name: spec.name.to_string(),
+        })
+}
+
+fn looks_like_private_key(text: &str) -> bool {
+    let t = text.trim();
+    t.starts_with("-----BEGIN ") && t.contains("PRIVATE KEY-----") && t.ends_with("-----")
+}
+
+/// Resolves the names in a grant command.
+pub async fn resolve_grant(
+    storage: &Storage,
+    user: Option<&str>,
+    user_group: Option<&str>,
+    group_path: Option<&str>,
+    server: Option<&str>,
+) -> Result<(Grantee, GrantTarget)> {
+    let grantee = match (user, user_group) {
+        (Some(name), None) => Grantee::User(
+            storage
+                .user_by_username(name)
+                .await?
+                .ok_or_else(|| InventoryError::NotFound {
+                    kind: "user",
+                    name: name.to_string(),
+                })?
+                .id,
+        ),
+        (None, Some(name)) => Grantee::UserGroup(
+            storage
+                .user_group_by_name(name)
+                .await?
+                .ok_or_else(|| InventoryError::NotFound {
+                    kind: "user group",
+                    name: name.to_string(),
+                })?
+                .id,
+        ),
+        _ => {
+            return Err(InventoryError::Invalid(
+                "name exactly one of --user or --user-group".into(),
+            ));
+        }
+    };
+    let target = match (group_path, server) {
+        (Some(path), None) => GrantTarget::ServerGroup(
+            storage
+                .server_group_by_path(path.trim().trim_matches('/'))
+                .await?
+                .ok_or_else(|| InventoryError::NotFound {
+                    kind: "server group",
+                    name: path.to_string(),
+                })?
+                .id,
+        ),
+        (None, Some(name)) => GrantTarget::Server(
+            storage
+                .server_by_name(name)
+                .await?
+                .ok_or_else(|| InventoryError::NotFound {
+                    kind: "server",
+                    name: name.to_string(),
+                })?
+                .id,
+        ),
+        _ => {
+            return Err(InventoryError::Invalid(
+                "name exactly one of --group or --server".into(),
+            ));
+        }
+    };
+    Ok((grantee, target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_paths_are_checked_part_by_part() {
+        assert_eq!(parse_group_path("prod/web").ok(), Some(vec!["prod", "web"]));
+        assert_eq!(parse_group_path("/prod/").ok(), Some(vec!["prod"]));
+        assert!(parse_group_path("prod//web").is_err());
+        assert!(parse_group_path("pro d").is_err());
+        assert!(parse_group_path("").is_err());
+    }
+
+    #[test]
+    fn private_keys_are_recognised_by_their_armour() {
+        assert!(looks_like_private_key(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n"
+        ));
+        assert!(!looks_like_private_key("ssh-ed25519 AAAA... alice@host"));
+    }
+}
