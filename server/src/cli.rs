@@ -115,6 +115,14 @@ pub enum ServerCommand {
         #[arg(long, requires = "key_file")]
         passphrase_stdin: bool,
     },
+    /// Read the server's SSH host key and pin it. A key different from the pinned one is
+    /// refused unless --accept is given.
+    Scan {
+        name: String,
+        /// Accept a changed host key (after checking its fingerprint with the server's owner).
+        #[arg(long)]
+        accept: bool,
+    },
     /// List servers (credentials are never shown).
     List,
     /// Delete a server and the grants on it.
@@ -562,6 +570,24 @@ pub async fn servers(
                     );
                 }
             }
+        }
+        ServerCommand::Scan { name, accept } => {
+            let outcome = inventory::scan_host_key(storage, &name, accept).await?;
+            let (state, text) = match &outcome {
+                inventory::ScanOutcome::Pinned { fingerprint } => (
+                    json!({ "server": name, "state": "pinned", "fingerprint": fingerprint }),
+                    format!("Pinned the host key of {name}: {fingerprint}"),
+                ),
+                inventory::ScanOutcome::Unchanged { fingerprint } => (
+                    json!({ "server": name, "state": "unchanged", "fingerprint": fingerprint }),
+                    format!("The host key of {name} is unchanged: {fingerprint}"),
+                ),
+                inventory::ScanOutcome::Replaced { old, new } => (
+                    json!({ "server": name, "state": "replaced", "old": old, "fingerprint": new }),
+                    format!("Accepted the new host key of {name}: {new} (was {old})"),
+                ),
+            };
+            print(json_out, state, || text);
         }
         ServerCommand::Delete { name } => {
             let s = storage

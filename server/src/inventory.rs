@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 use crate::storage::{
     GrantTarget, Grantee, NewServer, ServerGroupRow, ServerRow, Storage, StorageError,
 };
+use crate::upstream::{self, UpstreamError};
 use crate::vault::{self, Vault, VaultError};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,8 @@ pub enum InventoryError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
 }
 
 pub type Result<T> = std::result::Result<T, InventoryError>;
@@ -155,14 +158,9 @@ pub async fn add_server(
             "the target password is empty".into(),
         ));
     }
-    if let Credential::PrivateKey { key, .. } = &spec.credential
-        && !looks_like_private_key(key)
-    {
-        return Err(InventoryError::Invalid(
-            "the key file does not hold a private key in OpenSSH or PEM format \
-             (it should start with -----BEGIN ... PRIVATE KEY-----)"
-                .into(),
-        ));
+    if let Credential::PrivateKey { key, passphrase } = &spec.credential {
+        upstream::check_private_key(key, passphrase.as_ref().map(|p| p.as_str()))
+            .map_err(InventoryError::Invalid)?;
     }
     let group = storage
         .server_group_by_path(spec.group_path.trim().trim_matches('/'))
@@ -221,9 +219,69 @@ pub async fn add_server(
         })
 }
 
-fn looks_like_private_key(text: &str) -> bool {
-    let t = text.trim();
-    t.starts_with("-----BEGIN ") && t.contains("PRIVATE KEY-----") && t.ends_with("-----")
+/// What a host-key scan found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanOutcome {
+    /// No key was pinned; this one now is.
+    Pinned { fingerprint: String },
+    /// The pinned key is the one presented.
+    Unchanged { fingerprint: String },
+    /// The key differed and the administrator accepted the new one.
+    Replaced { old: String, new: String },
+}
+
+/// Reads the server's host key and pins it if none is pinned. A changed key is refused unless
+/// `accept_change` is set (an administrator's decision after checking the new fingerprint).
+pub async fn scan_host_key(
+    storage: &Storage,
+    name: &str,
+    accept_change: bool,
+) -> Result<ScanOutcome> {
+    let server = storage
+        .server_by_name(name)
+        .await?
+        .ok_or_else(|| InventoryError::NotFound {
+            kind: "server",
+            name: name.to_string(),
+        })?;
+    let port = u16::try_from(server.port).unwrap_or(22);
+    let key = upstream::scan_host_key(&server.host, port).await?;
+    let line = upstream::openssh_line(&key);
+    let presented = upstream::fingerprint(&key);
+    match upstream::verdict(server.host_key.as_deref(), &key, &server.name) {
+        Ok(upstream::HostKeyVerdict::Match) => Ok(ScanOutcome::Unchanged {
+            fingerprint: presented,
+        }),
+        Ok(upstream::HostKeyVerdict::FirstUse) => {
+            storage.set_host_key(server.id, Some(&line)).await?;
+            Ok(ScanOutcome::Pinned {
+                fingerprint: presented,
+            })
+        }
+        Ok(upstream::HostKeyVerdict::Changed { pinned, presented }) => {
+            if !accept_change {
+                return Err(upstream::UpstreamError::HostKeyChanged {
+                    server: server.name,
+                    pinned,
+                    presented,
+                }
+                .into());
+            }
+            storage.set_host_key(server.id, Some(&line)).await?;
+            Ok(ScanOutcome::Replaced {
+                old: pinned,
+                new: presented,
+            })
+        }
+        // An unreadable pin is replaced only on an explicit decision, like a changed key.
+        Err(e) if !accept_change => Err(e.into()),
+        Err(_) => {
+            storage.set_host_key(server.id, Some(&line)).await?;
+            Ok(ScanOutcome::Pinned {
+                fingerprint: presented,
+            })
+        }
+    }
 }
 
 /// Resolves the names in a grant command.
@@ -302,13 +360,5 @@ mod tests {
         assert!(parse_group_path("prod//web").is_err());
         assert!(parse_group_path("pro d").is_err());
         assert!(parse_group_path("").is_err());
-    }
-
-    #[test]
-    fn private_keys_are_recognised_by_their_armour() {
-        assert!(looks_like_private_key(
-            "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n"
-        ));
-        assert!(!looks_like_private_key("ssh-ed25519 AAAA... alice@host"));
     }
 }

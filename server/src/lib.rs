@@ -17,4 +17,5 @@ pub mod logging;
 pub mod serve;
 pub mod settings;
 pub mod storage;
+pub mod upstream;
 pub mod vault;

@@ -295,6 +295,17 @@ impl Storage {
             .await?)
     }
 
+    /// Pins (or with `None`, unpins) the target's host key.
+    pub async fn set_host_key(&self, server_id: i64, key: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE servers SET host_key = $1, updated_at = $2 WHERE id = $3")
+            .bind(key)
+            .bind(now())
+            .bind(server_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn delete_server(&self, server_id: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM servers WHERE id = $1")
             .bind(server_id)
