@@ -123,6 +123,9 @@ pub enum ServerCommand {
         #[arg(long)]
         accept: bool,
     },
+    /// Print the public half of the gateway's own key, for targets' authorized_keys
+    /// (servers added with --gateway-key log in with it).
+    GatewayKey,
     /// List servers (credentials are never shown).
     List,
     /// Delete a server and the grants on it.
@@ -520,14 +523,30 @@ pub async fn servers(
                 },
             )
             .await?;
+            // For the gateway's own key, say what the target's owner must install.
+            let gateway_line = if s.auth_kind == "gateway_key" {
+                std::fs::create_dir_all(&config.data_dir)
+                    .with_context(|| format!("creating {}", config.data_dir.display()))?;
+                let key = crate::upstream::gateway_key(&config.data_dir)?;
+                Some(crate::upstream::gateway_public_line(&key))
+            } else {
+                None
+            };
             print(
                 json_out,
-                json!({ "id": s.id, "name": s.name, "host": s.host, "port": s.port, "login": s.login, "auth": s.auth_kind }),
+                json!({ "id": s.id, "name": s.name, "host": s.host, "port": s.port, "login": s.login, "auth": s.auth_kind, "gateway_public_key": gateway_line }),
                 || {
-                    format!(
+                    let mut text = format!(
                         "Added server {} ({}@{}:{}, {}).",
                         s.name, s.login, s.host, s.port, s.auth_kind
-                    )
+                    );
+                    if let Some(line) = &gateway_line {
+                        text.push_str(&format!(
+                            "\nAdd this line to ~{}/.ssh/authorized_keys on {}:\n{line}",
+                            s.login, s.host
+                        ));
+                    }
+                    text
                 },
             );
         }
@@ -570,6 +589,18 @@ pub async fn servers(
                     );
                 }
             }
+        }
+        ServerCommand::GatewayKey => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating {}", config.data_dir.display()))?;
+            let key = crate::upstream::gateway_key(&config.data_dir)?;
+            let line = crate::upstream::gateway_public_line(&key);
+            let fp = crate::upstream::fingerprint(key.public_key());
+            print(
+                json_out,
+                json!({ "public_key": line, "fingerprint": fp }),
+                || line.clone(),
+            );
         }
         ServerCommand::Scan { name, accept } => {
             let outcome = inventory::scan_host_key(storage, &name, accept).await?;

@@ -29,6 +29,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _vault = crate::vault::open_at_start(&storage, &config.vault_key_source())
         .await
         .context("opening the credential vault")?;
+    let gateway_key = crate::upstream::gateway_key(&config.data_dir)?;
+    info!(
+        fingerprint = %crate::upstream::fingerprint(gateway_key.public_key()),
+        "gateway key ready (jumpgate server gateway-key prints its public half)"
+    );
 
     let auth = Auth::new(storage.clone(), config.is_https());
     if let Some(otp) = auth.ensure_first_admin().await? {

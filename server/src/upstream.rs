@@ -6,11 +6,14 @@
 //! server. A server with no pinned key is trusted on first use and pinned then; a changed key is
 //! refused, naming both fingerprints, until an administrator accepts the new one.
 
+use std::io::Write;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client;
-use russh::keys::{HashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey, PublicKeyOrCertificate};
 
 /// How long a host-key scan may take in all.
 const SCAN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +40,65 @@ pub enum UpstreamError {
     },
     #[error("the pinned host key of {server} is unreadable; scan it again")]
     BadPin { server: String },
+    #[error("the gateway key {path} cannot be {action}: {detail}")]
+    GatewayKey {
+        path: String,
+        action: &'static str,
+        detail: String,
+    },
+}
+
+/// File name of the gateway's own key in the data directory.
+pub const GATEWAY_KEY_FILE: &str = "gateway_ed25519";
+
+/// Loads the gateway's own Ed25519 key (used for servers set to `gateway_key`), creating it
+/// with mode 0600 on first use. Its public half goes into targets' authorized_keys.
+pub fn gateway_key(data_dir: &Path) -> Result<PrivateKey, UpstreamError> {
+    let path = data_dir.join(GATEWAY_KEY_FILE);
+    let fail = |action: &'static str, detail: String| UpstreamError::GatewayKey {
+        path: path.display().to_string(),
+        action,
+        detail,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => return PrivateKey::from_openssh(text).map_err(|e| fail("read", e.to_string())),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(fail("read", e.to_string()));
+        }
+        Err(_) => {}
+    }
+    let mut key = PrivateKey::random(&mut rand10::rng(), Algorithm::Ed25519)
+        .map_err(|e| fail("created", e.to_string()))?;
+    key.set_comment("jumpgate-gateway");
+    let text = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| fail("encoded", e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&tmp)
+        .map_err(|e| fail("written", e.to_string()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(|e| fail("written", e.to_string()))?;
+    std::fs::rename(&tmp, &path).map_err(|e| fail("written", e.to_string()))?;
+    tracing::info!(fingerprint = %fingerprint(key.public_key()), "created the gateway key");
+    Ok(key)
+}
+
+/// The gateway key's public half, for a target's authorized_keys.
+pub fn gateway_public_line(key: &PrivateKey) -> String {
+    key.public_key()
+        .to_openssh()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// The SHA-256 fingerprint as OpenSSH prints it (`SHA256:…`).
@@ -189,6 +251,23 @@ mod tests {
         );
         assert!(fingerprint(&a).starts_with("SHA256:"));
         assert!(verdict(Some("garbage"), &a, "web01").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn gateway_key_is_created_once_and_kept_private() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let first = gateway_key(dir.path()).map_err(|e| e.to_string())?;
+        let again = gateway_key(dir.path()).map_err(|e| e.to_string())?;
+        assert_eq!(gateway_public_line(&first), gateway_public_line(&again));
+        assert!(gateway_public_line(&first).starts_with("ssh-ed25519 "));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta =
+                std::fs::metadata(dir.path().join(GATEWAY_KEY_FILE)).map_err(|e| e.to_string())?;
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        }
         Ok(())
     }
 

@@ -207,3 +207,32 @@ fn users_can_be_disabled_enabled_and_given_totp() {
     env.ok(&["user", "delete", "bob"], "");
     assert_eq!(env.json(&["user", "list"]).as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn gateway_key_servers_show_the_key_to_install() {
+    let env = Env::new();
+    env.ok(&["group", "add", "lab"], "");
+    let added = env.json(&[
+        "server",
+        "add",
+        "box1",
+        "--group",
+        "lab",
+        "--host",
+        "10.1.2.3",
+        "--login",
+        "ops",
+        "--gateway-key",
+    ]);
+    let line = added["gateway_public_key"].as_str().unwrap().to_owned();
+    assert!(line.starts_with("ssh-ed25519 "), "{line}");
+    let shown = env.json(&["server", "gateway-key"]);
+    assert_eq!(shown["public_key"], line.as_str());
+    assert!(
+        shown["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("SHA256:")
+    );
+    assert_eq!(env.json(&["server", "list"])[0]["auth"], "gateway_key");
+}
