@@ -68,6 +68,21 @@ pub struct TotpEnrollment {
     pub qr_png_base64: String,
 }
 
+/// A user as the administrators' user list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSummary {
+    pub username: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub role: String,
+    pub status: String,
+    pub origin: String,
+    pub totp_enabled: bool,
+    pub has_security_code: bool,
+    /// Unix seconds of the last sign-in.
+    pub last_login_at: Option<i64>,
+}
+
 /// Errors the panel shows to a person. Each message says what to do next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum ApiError {
@@ -166,6 +181,29 @@ pub mod backend {
             ctx: &RequestContext,
             password: String,
         ) -> Result<(), ApiError>;
+
+        // Administrators only; others get `ApiError::Forbidden`.
+        async fn admin_users(&self, ctx: &RequestContext) -> Result<Vec<UserSummary>, ApiError>;
+        /// Creates a local user and returns the one-time password to hand over.
+        async fn admin_create_user(
+            &self,
+            ctx: &RequestContext,
+            username: String,
+            email: Option<String>,
+            role: String,
+        ) -> Result<String, ApiError>;
+        async fn admin_set_enabled(
+            &self,
+            ctx: &RequestContext,
+            username: String,
+            enabled: bool,
+        ) -> Result<(), ApiError>;
+        /// Gives a user a new one-time password (returned) that must be changed at sign-in.
+        async fn admin_reset_password(
+            &self,
+            ctx: &RequestContext,
+            username: String,
+        ) -> Result<String, ApiError>;
     }
 
     /// The backend as the server crate provides it to Leptos's context.
@@ -288,4 +326,44 @@ pub async fn totp_disable(csrf_token: String, password: String) -> Result<(), Ap
     let _ = csrf_token;
     let (backend, ctx) = backend::current()?;
     backend.totp_disable(&ctx, password).await
+}
+
+#[server(input = GetUrl, endpoint = "admin/users")]
+pub async fn admin_users() -> Result<Vec<UserSummary>, ApiError> {
+    let (backend, ctx) = backend::current()?;
+    backend.admin_users(&ctx).await
+}
+
+#[server(endpoint = "admin/users/create")]
+pub async fn admin_create_user(
+    csrf_token: String,
+    username: String,
+    email: String,
+    role: String,
+) -> Result<String, ApiError> {
+    let _ = csrf_token;
+    let email = Some(email.trim().to_string()).filter(|e| !e.is_empty());
+    let (backend, ctx) = backend::current()?;
+    backend.admin_create_user(&ctx, username, email, role).await
+}
+
+#[server(endpoint = "admin/users/enabled")]
+pub async fn admin_set_enabled(
+    csrf_token: String,
+    username: String,
+    enabled: bool,
+) -> Result<(), ApiError> {
+    let _ = csrf_token;
+    let (backend, ctx) = backend::current()?;
+    backend.admin_set_enabled(&ctx, username, enabled).await
+}
+
+#[server(endpoint = "admin/users/reset_password")]
+pub async fn admin_reset_password(
+    csrf_token: String,
+    username: String,
+) -> Result<String, ApiError> {
+    let _ = csrf_token;
+    let (backend, ctx) = backend::current()?;
+    backend.admin_reset_password(&ctx, username).await
 }

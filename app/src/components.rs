@@ -54,11 +54,14 @@ pub fn Header() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let info = session.await.ok()?;
                     let user = info.user?;
+                    let admin_link = (user.role == "admin")
+                        .then(|| view! { <a href=crate::paths::ADMIN_USERS>"Users"</a> });
                     Some(
                         view! {
                             <nav class="topnav">
                                 <a href="/">"Home"</a>
                                 <a href=crate::paths::ACCOUNT>"Account"</a>
+                                {admin_link}
                             </nav>
                             <span class="whoami" data-testid="whoami">
                                 {user.username.clone()}

@@ -4,6 +4,7 @@
 //! Nothing in this crate knows how the server stores data: server functions in [`api`] call a
 //! [`api::backend::Backend`] that the server crate puts into Leptos's context.
 
+mod admin;
 pub mod api;
 mod components;
 mod pages;
@@ -58,6 +59,10 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=pages::Home />
                     <Route path=StaticSegment("login") view=pages::Login />
                     <Route path=StaticSegment("account") view=pages::Account />
+                    <Route
+                        path=(StaticSegment("admin"), StaticSegment("users"))
+                        view=admin::AdminUsers
+                    />
                 </Routes>
             </main>
         </Router>

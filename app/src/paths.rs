@@ -5,6 +5,8 @@
 pub const LOGIN: &str = "/login";
 /// The account page (password, security code, TOTP).
 pub const ACCOUNT: &str = "/account";
+/// Administrators' user list.
+pub const ADMIN_USERS: &str = "/admin/users";
 /// Liveness and database check for monitors.
 pub const HEALTHZ: &str = "/healthz";
 /// JSON description of the signed-in user.

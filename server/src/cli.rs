@@ -222,15 +222,8 @@ pub async fn users(storage: &Storage, cmd: UserCommand, json_out: bool) -> anyho
             role,
             password_stdin,
         } => {
-            if !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
-                || name.is_empty()
-                || name.len() > 64
-            {
-                bail!(
-                    "`{name}` is not a valid user name: use letters, digits, '.', '_', '-' or '@'"
-                );
+            if let Some(problem) = crate::auth::username_problem(&name) {
+                bail!("{problem}");
             }
             let (secret, generated) = if password_stdin {
                 let p = read_secret("password")?;

@@ -423,3 +423,84 @@ async fn usernames_and_emails_are_unique_regardless_of_email_case() {
         );
     }
 }
+
+#[tokio::test]
+async fn only_administrators_manage_users() {
+    for db in common::databases().await {
+        let auth = Auth::new(db.storage.clone(), false);
+        let otp = auth.ensure_first_admin().await.unwrap().unwrap();
+        let (_, cookies) = auth
+            .login(&ctx(None), "admin".into(), otp.clone())
+            .await
+            .unwrap();
+        let admin = session_token(&cookies);
+        auth.change_password(&ctx(Some(&admin)), otp, "the admin passphrase".into())
+            .await
+            .unwrap();
+
+        let ivan_otp = auth
+            .admin_create_user(
+                &ctx(Some(&admin)),
+                "ivan".into(),
+                Some("ivan@example.com".into()),
+                "user".into(),
+            )
+            .await
+            .unwrap();
+        let dup = auth
+            .admin_create_user(&ctx(Some(&admin)), "ivan".into(), None, "user".into())
+            .await
+            .unwrap_err();
+        assert!(matches!(dup, ApiError::Invalid(_)), "{}", db.label);
+        let bad = auth
+            .admin_create_user(&ctx(Some(&admin)), "not ok".into(), None, "user".into())
+            .await
+            .unwrap_err();
+        assert!(matches!(bad, ApiError::Invalid(_)));
+
+        let (_, cookies) = auth
+            .login(&ctx(None), "ivan".into(), ivan_otp)
+            .await
+            .unwrap();
+        let ivan = session_token(&cookies);
+        let info = auth.session_info(&ctx(Some(&ivan))).await.unwrap();
+        assert!(info.user.unwrap().must_change_password, "{}", db.label);
+        auth.change_password(&ctx(Some(&ivan)), "x".into(), "y".into())
+            .await
+            .unwrap_err();
+
+        // A plain user is refused every administrator action.
+        let e = auth.admin_users(&ctx(Some(&ivan))).await.unwrap_err();
+        assert!(
+            matches!(e, ApiError::Forbidden | ApiError::PasswordChangeRequired),
+            "{e:?}"
+        );
+
+        let users = auth.admin_users(&ctx(Some(&admin))).await.unwrap();
+        assert_eq!(users.len(), 2, "{}", db.label);
+
+        // Disabling ends the user's sessions at once; an admin cannot lock themselves out.
+        auth.admin_set_enabled(&ctx(Some(&admin)), "ivan".into(), false)
+            .await
+            .unwrap();
+        assert!(
+            auth.authenticate(Some(&ivan)).await.unwrap().is_none(),
+            "{}",
+            db.label
+        );
+        let e = auth
+            .admin_set_enabled(&ctx(Some(&admin)), "admin".into(), false)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ApiError::Invalid(_)));
+        auth.admin_set_enabled(&ctx(Some(&admin)), "ivan".into(), true)
+            .await
+            .unwrap();
+        let fresh = auth
+            .admin_reset_password(&ctx(Some(&admin)), "ivan".into())
+            .await
+            .unwrap();
+        let (step, _) = auth.login(&ctx(None), "ivan".into(), fresh).await.unwrap();
+        assert_eq!(step, LoginStep::SignedIn);
+    }
+}

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use app::api::backend::{Backend, RequestContext, SetCookie};
-use app::api::{ApiError, AuthMethod, LoginStep, Me, SessionInfo, TotpEnrollment};
+use app::api::{ApiError, AuthMethod, LoginStep, Me, SessionInfo, TotpEnrollment, UserSummary};
 use tracing::{error, info, warn};
 
 use crate::settings::{self, SettingsError};
@@ -285,6 +285,24 @@ impl Auth {
         Ok(auth)
     }
 
+    /// The signed-in administrator, or `Forbidden`.
+    async fn require_admin(&self, ctx: &RequestContext) -> Result<Authenticated, ApiError> {
+        let auth = self.require_user(ctx, false).await?;
+        if auth.user.role != "admin" {
+            warn!(user = %auth.user.username, "refused an administrator action");
+            return Err(ApiError::Forbidden);
+        }
+        Ok(auth)
+    }
+
+    async fn target_user(&self, username: &str) -> Result<UserRow, ApiError> {
+        self.storage
+            .user_by_username(username)
+            .await
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| ApiError::Invalid(format!("There is no user named {username}.")))
+    }
+
     /// Checks the user's password for an account change, counting failures like a sign-in.
     async fn confirm_password(
         &self,
@@ -313,6 +331,35 @@ pub fn me(user: &UserRow, method: AuthMethod) -> Me {
         must_change_password: user.must_change_password != 0,
         totp_enabled: user.totp_secret.is_some(),
         has_security_code: user.security_code_hash.is_some(),
+    }
+}
+
+/// Why a proposed user name is refused; `None` when it is acceptable. Names are typed in SSH
+/// commands (`ssh alice@gateway`), so they keep to characters every client passes through.
+pub fn username_problem(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+    (!ok).then(|| {
+        format!(
+            "`{name}` is not a valid user name: use 1 to 64 letters, digits, '.', '_', '-' or '@'"
+        )
+    })
+}
+
+fn summary(u: &UserRow) -> UserSummary {
+    UserSummary {
+        username: u.username.clone(),
+        email: u.email.clone(),
+        display_name: u.display_name.clone(),
+        role: u.role.clone(),
+        status: u.status.clone(),
+        origin: u.origin.clone(),
+        totp_enabled: u.totp_secret.is_some(),
+        has_security_code: u.security_code_hash.is_some(),
+        last_login_at: u.last_login_at,
     }
 }
 
@@ -575,5 +622,95 @@ impl Backend for Auth {
             .map_err(ServiceError::from)?;
         info!(user = %user.username, "TOTP disabled");
         Ok(())
+    }
+
+    async fn admin_users(&self, ctx: &RequestContext) -> Result<Vec<UserSummary>, ApiError> {
+        self.require_admin(ctx).await?;
+        let users = self.storage.users().await.map_err(ServiceError::from)?;
+        Ok(users.iter().map(summary).collect())
+    }
+
+    async fn admin_create_user(
+        &self,
+        ctx: &RequestContext,
+        username: String,
+        email: Option<String>,
+        role: String,
+    ) -> Result<String, ApiError> {
+        let admin = self.require_admin(ctx).await?;
+        let username = username.trim().to_string();
+        if let Some(problem) = username_problem(&username) {
+            return Err(ApiError::Invalid(problem));
+        }
+        if !matches!(role.as_str(), "admin" | "user") {
+            return Err(ApiError::Invalid("The role must be admin or user.".into()));
+        }
+        if let Some(e) = &email
+            && (!e.contains('@') || e.len() > 254 || e.contains(char::is_whitespace))
+        {
+            return Err(ApiError::Invalid(format!("`{e}` is not an email address.")));
+        }
+        let otp = password::one_time_password();
+        let hash = password::hash(&otp).await.map_err(ServiceError::from)?;
+        let created = self
+            .storage
+            .create_user(&storage::NewUser {
+                username: &username,
+                email: email.as_deref(),
+                display_name: None,
+                role: &role,
+                origin: "local",
+                password_hash: Some(&hash),
+                must_change_password: true,
+            })
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(StorageError::Conflict(_)) => {
+                return Err(ApiError::Invalid(
+                    "A user with that name or email already exists.".into(),
+                ));
+            }
+            Err(e) => return Err(ServiceError::from(e).into()),
+        }
+        info!(admin = %admin.user.username, user = %username, role = %role, "user created");
+        Ok(otp)
+    }
+
+    async fn admin_set_enabled(
+        &self,
+        ctx: &RequestContext,
+        username: String,
+        enabled: bool,
+    ) -> Result<(), ApiError> {
+        let admin = self.require_admin(ctx).await?;
+        let target = self.target_user(&username).await?;
+        if target.id == admin.user.id && !enabled {
+            return Err(ApiError::Invalid(
+                "You cannot disable your own account.".into(),
+            ));
+        }
+        let status = if enabled { "active" } else { "disabled" };
+        self.storage
+            .set_user_status(target.id, status)
+            .await
+            .map_err(ServiceError::from)?;
+        info!(admin = %admin.user.username, user = %target.username, status, "user status changed");
+        Ok(())
+    }
+
+    async fn admin_reset_password(
+        &self,
+        ctx: &RequestContext,
+        username: String,
+    ) -> Result<String, ApiError> {
+        let admin = self.require_admin(ctx).await?;
+        let target = self.target_user(&username).await?;
+        let otp = self
+            .reset_password(&target.username)
+            .await?
+            .ok_or_else(|| ApiError::Invalid(format!("There is no user named {username}.")))?;
+        info!(admin = %admin.user.username, user = %target.username, "password reset by an administrator");
+        Ok(otp)
     }
 }
