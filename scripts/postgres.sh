@@ -13,7 +13,7 @@ if [ -z "$BIN" ]; then
   exit 1
 fi
 # PostgreSQL refuses to run as root; the Debian package created the `postgres` user.
-as_pg() { runuser -u postgres -- "$@"; }
+as_pg() { (cd / && runuser -u postgres -- "$@"); }
 
 if [ "${1:-start}" = "stop" ]; then
   if [ -f "$DIR/data/postmaster.pid" ]; then

@@ -5,6 +5,10 @@
 //! key-exchange signature before asking us), and that key must equal the one pinned for the
 //! server. A server with no pinned key is trusted on first use and pinned then; a changed key is
 //! refused, naming both fingerprints, until an administrator accepts the new one.
+//!
+//! Known shortcoming: only the host-key scan (`jumpgate server scan`) exists so far. The onward
+//! connection that logs in with the stored credential, and pins on its first success, is not
+//! written yet; until it is, a server is pinned only when an administrator scans it.
 
 use std::io::Write;
 use std::path::Path;

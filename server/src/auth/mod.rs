@@ -572,6 +572,9 @@ impl Backend for Auth {
                     .into(),
             ));
         }
+        // Known shortcoming: TOTP secrets are stored in the users table as base32, not sealed by
+        // the vault, so a copy of the database reveals them. Sealing them needs the vault in
+        // `Auth`; until then, protect database backups like the vault key.
         let secret = totp::new_secret();
         let (uri, qr_png_base64) =
             totp::enrollment(&secret, &user.username).map_err(ServiceError::from)?;
