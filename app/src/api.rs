@@ -83,6 +83,37 @@ pub struct UserSummary {
     pub last_login_at: Option<i64>,
 }
 
+/// What an administrator can do to another user's account with one button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserAction {
+    /// Clears the security code; the user sets a new one under Account before the next SSH login.
+    ResetSecurityCode,
+    /// Turns TOTP off; the user enrols an authenticator again under Account.
+    ResetTotp,
+    /// Deletes the account with its sessions, memberships and grants.
+    Delete,
+}
+
+impl UserAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserAction::ResetSecurityCode => "reset_security_code",
+            UserAction::ResetTotp => "reset_totp",
+            UserAction::Delete => "delete",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            UserAction::ResetSecurityCode,
+            UserAction::ResetTotp,
+            UserAction::Delete,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == text)
+    }
+}
+
 /// Errors the panel shows to a person. Each message says what to do next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum ApiError {
@@ -204,6 +235,22 @@ pub mod backend {
             ctx: &RequestContext,
             username: String,
         ) -> Result<String, ApiError>;
+        /// Changes a user's email, display name and role.
+        async fn admin_update_user(
+            &self,
+            ctx: &RequestContext,
+            username: String,
+            email: Option<String>,
+            display_name: Option<String>,
+            role: String,
+        ) -> Result<(), ApiError>;
+        /// One of the [`UserAction`]s on another user.
+        async fn admin_user_action(
+            &self,
+            ctx: &RequestContext,
+            username: String,
+            action: UserAction,
+        ) -> Result<(), ApiError>;
     }
 
     /// The backend as the server crate provides it to Leptos's context.
@@ -366,4 +413,35 @@ pub async fn admin_reset_password(
     let _ = csrf_token;
     let (backend, ctx) = backend::current()?;
     backend.admin_reset_password(&ctx, username).await
+}
+
+#[server(endpoint = "admin/users/update")]
+pub async fn admin_update_user(
+    csrf_token: String,
+    username: String,
+    email: String,
+    display_name: String,
+    role: String,
+) -> Result<(), ApiError> {
+    let _ = csrf_token;
+    let email = Some(email.trim().to_string()).filter(|e| !e.is_empty());
+    let display_name = Some(display_name.trim().to_string()).filter(|e| !e.is_empty());
+    let (backend, ctx) = backend::current()?;
+    backend
+        .admin_update_user(&ctx, username, email, display_name, role)
+        .await
+}
+
+#[server(endpoint = "admin/users/action")]
+pub async fn admin_user_action(
+    csrf_token: String,
+    username: String,
+    action: String,
+) -> Result<(), ApiError> {
+    let _ = csrf_token;
+    let action = UserAction::parse(&action).ok_or_else(|| {
+        ApiError::Invalid(format!("`{action}` is not something this page can do."))
+    })?;
+    let (backend, ctx) = backend::current()?;
+    backend.admin_user_action(&ctx, username, action).await
 }

@@ -55,7 +55,13 @@ pub fn Header() -> impl IntoView {
                     let info = session.await.ok()?;
                     let user = info.user?;
                     let admin_link = (user.role == "admin")
-                        .then(|| view! { <a href=crate::paths::ADMIN_USERS>"Users"</a> });
+                        .then(|| {
+                            view! {
+                                <a href=crate::paths::ADMIN_USERS>"Users"</a>
+                                <a href=crate::paths::ADMIN_SERVERS>"Servers"</a>
+                                <a href=crate::paths::ADMIN_ACCESS>"Access"</a>
+                            }
+                        });
                     Some(
                         view! {
                             <nav class="topnav">

@@ -7,6 +7,7 @@
 mod admin;
 pub mod api;
 mod components;
+pub mod inventory;
 mod pages;
 pub mod paths;
 
@@ -62,6 +63,14 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("users"))
                         view=admin::AdminUsers
+                    />
+                    <Route
+                        path=(StaticSegment("admin"), StaticSegment("servers"))
+                        view=admin::AdminServers
+                    />
+                    <Route
+                        path=(StaticSegment("admin"), StaticSegment("access"))
+                        view=admin::AdminAccess
                     />
                 </Routes>
             </main>

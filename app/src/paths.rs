@@ -7,6 +7,10 @@ pub const LOGIN: &str = "/login";
 pub const ACCOUNT: &str = "/account";
 /// Administrators' user list.
 pub const ADMIN_USERS: &str = "/admin/users";
+/// Administrators' server groups, servers and gateway key.
+pub const ADMIN_SERVERS: &str = "/admin/servers";
+/// Administrators' user groups and access grants.
+pub const ADMIN_ACCESS: &str = "/admin/access";
 /// Liveness and database check for monitors.
 pub const HEALTHZ: &str = "/healthz";
 /// JSON description of the signed-in user.

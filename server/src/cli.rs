@@ -39,8 +39,20 @@ pub enum UserCommand {
         #[arg(long)]
         must_change: bool,
     },
+    /// Change a user's email, display name or role (an empty value clears email and name).
+    Edit {
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long, value_parser = ["admin", "user"])]
+        role: Option<String>,
+    },
     /// Set a user's security code (asked by SSH sign-in), read from standard input.
     SetSecurityCode { name: String },
+    /// Clear a user's security code; they set a new one under Account in the web panel.
+    ClearSecurityCode { name: String },
     /// Turn TOTP on for a user with a new secret and print the otpauth:// URI for provisioning.
     TotpEnroll { name: String },
     /// Turn TOTP off for a user (for a lost authenticator).
@@ -69,6 +81,8 @@ pub enum UserGroupCommand {
     RemoveMember { group: String, user: String },
     /// List user groups.
     List,
+    /// Delete a user group with its memberships and grants.
+    Delete { name: String },
 }
 
 #[derive(Subcommand)]
@@ -77,6 +91,8 @@ pub enum GroupCommand {
     Add { path: String },
     /// List server groups.
     List,
+    /// Delete an empty server group.
+    Delete { path: String },
 }
 
 #[derive(Args)]
@@ -126,6 +142,15 @@ pub enum ServerCommand {
     /// Print the public half of the gateway's own key, for targets' authorized_keys
     /// (servers added with --gateway-key log in with it).
     GatewayKey,
+    /// Replace the credential the gateway uses for a server (the old one is not shown).
+    SetCredential {
+        name: String,
+        #[command(flatten)]
+        credential: CredentialArgs,
+        /// With --key-file: read the key's passphrase from standard input.
+        #[arg(long, requires = "key_file")]
+        passphrase_stdin: bool,
+    },
     /// List servers (credentials are never shown).
     List,
     /// Delete a server and the grants on it.
@@ -305,6 +330,45 @@ pub async fn users(storage: &Storage, cmd: UserCommand, json_out: bool) -> anyho
                 || uri.clone(),
             );
         }
+        UserCommand::Edit {
+            name,
+            email,
+            display_name,
+            role,
+        } => {
+            let u = user(storage, &name).await?;
+            let email = match email {
+                Some(e) => Some(e.trim().to_string()).filter(|e| !e.is_empty()),
+                None => u.email.clone(),
+            };
+            if let Some(e) = &email
+                && (!e.contains('@') || e.contains(char::is_whitespace))
+            {
+                bail!("`{e}` is not an email address");
+            }
+            let display_name = match display_name {
+                Some(d) => Some(d.trim().to_string()).filter(|d| !d.is_empty()),
+                None => u.display_name.clone(),
+            };
+            let role = role.unwrap_or_else(|| u.role.clone());
+            storage
+                .update_user_profile(u.id, email.as_deref(), display_name.as_deref(), &role)
+                .await?;
+            print(
+                json_out,
+                json!({ "username": name, "email": email, "display_name": display_name, "role": role }),
+                || format!("{name} updated."),
+            );
+        }
+        UserCommand::ClearSecurityCode { name } => {
+            let u = user(storage, &name).await?;
+            storage.clear_security_code(u.id).await?;
+            print(
+                json_out,
+                json!({ "username": name, "security_code": false }),
+                || format!("Security code of {name} cleared."),
+            );
+        }
         UserCommand::TotpReset { name } => {
             let u = user(storage, &name).await?;
             storage.disable_totp(u.id).await?;
@@ -390,9 +454,7 @@ pub async fn user_groups(
     };
     match cmd {
         UserGroupCommand::Add { name, description } => {
-            if name.is_empty() || name.len() > 64 || name.contains(char::is_whitespace) {
-                bail!("`{name}` is not a valid user group name");
-            }
+            crate::inventory::check_user_group_name(&name)?;
             let id = storage
                 .create_user_group(&name, description.as_deref())
                 .await?;
@@ -422,6 +484,13 @@ pub async fn user_groups(
                 || format!("{} left {}.", u.username, g.name),
             );
         }
+        UserGroupCommand::Delete { name } => {
+            let g = group(name.clone()).await?;
+            storage.delete_user_group(g.id).await?;
+            print(json_out, json!({ "name": name, "deleted": true }), || {
+                format!("User group {name} was deleted.")
+            });
+        }
         UserGroupCommand::List => {
             let rows = storage.user_groups().await?;
             let list: Vec<_> = rows
@@ -447,6 +516,12 @@ pub async fn groups(storage: &Storage, cmd: GroupCommand, json_out: bool) -> any
                 format!("Server group {} is ready.", g.path)
             });
         }
+        GroupCommand::Delete { path } => {
+            inventory::delete_group(storage, &path).await?;
+            print(json_out, json!({ "path": path, "deleted": true }), || {
+                format!("Server group {path} was deleted.")
+            });
+        }
         GroupCommand::List => {
             let rows = storage.server_groups().await?;
             let list: Vec<_> = rows
@@ -470,6 +545,24 @@ fn read_key_file(path: &Path) -> anyhow::Result<Zeroizing<String>> {
     Ok(Zeroizing::new(text))
 }
 
+/// Reads a credential named on the command line; secrets come from stdin or a file.
+fn read_credential(args: CredentialArgs, passphrase_stdin: bool) -> anyhow::Result<Credential> {
+    Ok(if args.password_stdin {
+        Credential::Password(read_secret("target password")?)
+    } else if let Some(file) = args.key_file {
+        Credential::PrivateKey {
+            key: read_key_file(&file)?,
+            passphrase: if passphrase_stdin {
+                Some(read_secret("key passphrase")?)
+            } else {
+                None
+            },
+        }
+    } else {
+        Credential::GatewayKey
+    })
+}
+
 pub async fn servers(
     storage: &Storage,
     config: &Config,
@@ -487,20 +580,7 @@ pub async fn servers(
             credential,
             passphrase_stdin,
         } => {
-            let credential = if credential.password_stdin {
-                Credential::Password(read_secret("target password")?)
-            } else if let Some(file) = credential.key_file {
-                Credential::PrivateKey {
-                    key: read_key_file(&file)?,
-                    passphrase: if passphrase_stdin {
-                        Some(read_secret("key passphrase")?)
-                    } else {
-                        None
-                    },
-                }
-            } else {
-                Credential::GatewayKey
-            };
+            let credential = read_credential(credential, passphrase_stdin)?;
             let vault = vault::open_at_start(storage, &config.vault_key_source()).await?;
             let s = inventory::add_server(
                 storage,
@@ -612,6 +692,41 @@ pub async fn servers(
                 ),
             };
             print(json_out, state, || text);
+        }
+        ServerCommand::SetCredential {
+            name,
+            credential,
+            passphrase_stdin,
+        } => {
+            let credential = read_credential(credential, passphrase_stdin)?;
+            let s = storage
+                .server_by_name(&name)
+                .await?
+                .with_context(|| format!("there is no server named `{name}`"))?;
+            let group = storage
+                .server_groups()
+                .await?
+                .into_iter()
+                .find(|g| g.id == s.group_id)
+                .map(|g| g.path)
+                .unwrap_or_default();
+            let vault = vault::open_at_start(storage, &config.vault_key_source()).await?;
+            let port = u16::try_from(s.port).unwrap_or(22);
+            let spec = ServerSpec {
+                name: &s.name,
+                group_path: &group,
+                host: &s.host,
+                port,
+                login: &s.login,
+                description: s.description.as_deref(),
+                credential,
+            };
+            let s = inventory::update_server(storage, &vault, &name, spec, true).await?;
+            print(
+                json_out,
+                json!({ "name": name, "auth": s.auth_kind }),
+                || format!("Credential of {name} replaced ({}).", s.auth_kind),
+            );
         }
         ServerCommand::Delete { name } => {
             let s = storage

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use app::api::backend::{RequestContext, SharedBackend};
 use app::api::{ApiError, CSRF_FIELD};
+use app::inventory::backend::SharedInventory;
 use app::paths;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRef, MatchedPath, State};
@@ -34,6 +35,8 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct HttpState {
     pub auth: Auth,
+    /// Backend of the Servers and Access pages.
+    pub inventory: SharedInventory,
     pub leptos: LeptosOptions,
     /// `scheme://host[:port]` of `web.public_url`.
     pub public_origin: String,
@@ -50,6 +53,7 @@ impl FromRef<HttpState> for LeptosOptions {
 pub fn router(state: HttpState) -> Router {
     let routes = generate_route_list(app::App);
     let backend: SharedBackend = Arc::new(state.auth.clone());
+    let inventory = state.inventory.clone();
     let leptos = state.leptos.clone();
 
     let context = {
@@ -57,6 +61,7 @@ pub fn router(state: HttpState) -> Router {
         let leptos = leptos.clone();
         move || {
             provide_context(backend.clone());
+            provide_context(inventory.clone());
             provide_context(leptos.clone());
         }
     };

@@ -77,6 +77,11 @@ fn check_name(what: &str, name: &str) -> Result<()> {
     }
 }
 
+/// Checks a user group's name (the same rule as other names people type).
+pub fn check_user_group_name(name: &str) -> Result<()> {
+    check_name("user group", name)
+}
+
 /// Splits and checks a group path such as `prod/web`.
 pub fn parse_group_path(path: &str) -> Result<Vec<&str>> {
     let parts: Vec<&str> = path.trim().trim_matches('/').split('/').collect();
@@ -127,12 +132,8 @@ pub async fn ensure_group(storage: &Storage, path: &str) -> Result<ServerGroupRo
     last.ok_or_else(|| InventoryError::Invalid("a server group path must not be empty".into()))
 }
 
-/// Adds a server in an existing group, sealing its credential under the vault.
-pub async fn add_server(
-    storage: &Storage,
-    vault: &Vault,
-    spec: ServerSpec<'_>,
-) -> Result<ServerRow> {
+/// Checks what an administrator typed about a server; returns the trimmed host and login.
+fn check_server<'a>(spec: &ServerSpec<'a>) -> Result<(&'a str, &'a str)> {
     check_name("server", spec.name)?;
     let host = spec.host.trim();
     if host.is_empty() || host.len() > 253 || host.contains(char::is_whitespace) {
@@ -151,24 +152,82 @@ pub async fn add_server(
             "`{login}` is not a valid login name on the target"
         )));
     }
-    if let Credential::Password(p) = &spec.credential
-        && p.is_empty()
-    {
-        return Err(InventoryError::Invalid(
+    Ok((host, login))
+}
+
+fn check_credential(credential: &Credential) -> Result<()> {
+    match credential {
+        Credential::Password(p) if p.is_empty() => Err(InventoryError::Invalid(
             "the target password is empty".into(),
-        ));
+        )),
+        Credential::PrivateKey { key, passphrase } => {
+            upstream::check_private_key(key, passphrase.as_ref().map(|p| p.as_str()))
+                .map_err(InventoryError::Invalid)
+        }
+        _ => Ok(()),
     }
-    if let Credential::PrivateKey { key, passphrase } = &spec.credential {
-        upstream::check_private_key(key, passphrase.as_ref().map(|p| p.as_str()))
-            .map_err(InventoryError::Invalid)?;
-    }
-    let group = storage
-        .server_group_by_path(spec.group_path.trim().trim_matches('/'))
+}
+
+async fn group_for(storage: &Storage, path: &str) -> Result<ServerGroupRow> {
+    storage
+        .server_group_by_path(path.trim().trim_matches('/'))
         .await?
         .ok_or_else(|| InventoryError::NotFound {
             kind: "server group",
-            name: spec.group_path.to_string(),
-        })?;
+            name: path.to_string(),
+        })
+}
+
+/// Seals the credential's secrets, bound to the server's id, and stores them.
+async fn store_credential(
+    storage: &Storage,
+    vault: &Vault,
+    server_id: i64,
+    credential: &Credential,
+) -> Result<()> {
+    let (secret, passphrase) = match credential {
+        Credential::Password(p) => (Some(p.as_bytes()), None),
+        Credential::PrivateKey { key, passphrase } => (
+            Some(key.as_bytes()),
+            passphrase.as_ref().map(|p| p.as_bytes()),
+        ),
+        Credential::GatewayKey => (None, None),
+    };
+    let sealed_secret = secret
+        .map(|s| vault.seal(&vault::secret_context(server_id, "secret"), s))
+        .transpose()?;
+    let sealed_passphrase = passphrase
+        .map(|s| vault.seal(&vault::secret_context(server_id, "passphrase"), s))
+        .transpose()?;
+    storage
+        .set_server_secrets(
+            server_id,
+            sealed_secret.as_deref(),
+            sealed_passphrase.as_deref(),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn server_named(storage: &Storage, name: &str) -> Result<ServerRow> {
+    storage
+        .server_by_name(name)
+        .await?
+        .ok_or_else(|| InventoryError::NotFound {
+            kind: "server",
+            name: name.to_string(),
+        })
+}
+
+/// Adds a server in an existing group, sealing its credential under the vault.
+pub async fn add_server(
+    storage: &Storage,
+    vault: &Vault,
+    spec: ServerSpec<'_>,
+) -> Result<ServerRow> {
+    let (host, login) = check_server(&spec)?;
+    check_credential(&spec.credential)?;
+    let group = group_for(storage, spec.group_path).await?;
 
     let id = storage
         .create_server(&NewServer {
@@ -183,40 +242,72 @@ pub async fn add_server(
         .await?;
 
     // Sealed after the row exists, because the sealing binds each value to the server's id.
-    let (secret, passphrase) = match &spec.credential {
-        Credential::Password(p) => (Some(p.as_bytes()), None),
-        Credential::PrivateKey { key, passphrase } => (
-            Some(key.as_bytes()),
-            passphrase.as_ref().map(|p| p.as_bytes()),
-        ),
-        Credential::GatewayKey => (None, None),
-    };
-    let sealed_secret = secret
-        .map(|s| vault.seal(&vault::secret_context(id, "secret"), s))
-        .transpose();
-    let sealed_passphrase = passphrase
-        .map(|s| vault.seal(&vault::secret_context(id, "passphrase"), s))
-        .transpose();
-    let stored = match (sealed_secret, sealed_passphrase) {
-        (Ok(s), Ok(p)) => storage
-            .set_server_secrets(id, s.as_deref(), p.as_deref())
-            .await
-            .map_err(InventoryError::from),
-        (Err(e), _) | (_, Err(e)) => Err(e.into()),
-    };
-    if let Err(e) = stored {
+    if let Err(e) = store_credential(storage, vault, id, &spec.credential).await {
         // Leave no server behind that looks configured but has no credential.
         let _ = storage.delete_server(id).await;
         return Err(e);
     }
+    server_named(storage, spec.name).await
+}
 
+/// Changes the server now called `current_name`. With `replace_credential` false the stored
+/// credential stays as it is (and `spec.credential` only has to name the same kind); secrets are
+/// never read back, only replaced.
+pub async fn update_server(
+    storage: &Storage,
+    vault: &Vault,
+    current_name: &str,
+    spec: ServerSpec<'_>,
+    replace_credential: bool,
+) -> Result<ServerRow> {
+    let existing = server_named(storage, current_name).await?;
+    let (host, login) = check_server(&spec)?;
+    let kind = spec.credential.kind();
+    if replace_credential {
+        check_credential(&spec.credential)?;
+    } else if kind != existing.auth_kind && kind != "gateway_key" {
+        return Err(InventoryError::Invalid(format!(
+            "switching `{}` to {} needs the new secret",
+            existing.name,
+            kind.replace('_', " ")
+        )));
+    }
+    let group = group_for(storage, spec.group_path).await?;
     storage
-        .server_by_name(spec.name)
-        .await?
-        .ok_or_else(|| InventoryError::NotFound {
-            kind: "server",
-            name: spec.name.to_string(),
-        })
+        .update_server(
+            existing.id,
+            &NewServer {
+                name: spec.name,
+                group_id: group.id,
+                host,
+                port: spec.port,
+                login,
+                description: spec.description,
+                auth_kind: kind,
+            },
+        )
+        .await?;
+    if replace_credential || kind == "gateway_key" {
+        store_credential(storage, vault, existing.id, &spec.credential).await?;
+    }
+    server_named(storage, spec.name).await
+}
+
+/// Deletes a server group that holds no groups and no servers.
+pub async fn delete_group(storage: &Storage, path: &str) -> Result<()> {
+    let group = group_for(storage, path).await?;
+    let groups = storage.server_groups().await?;
+    let servers = storage.servers().await?;
+    if groups.iter().any(|g| g.parent_id == Some(group.id))
+        || servers.iter().any(|s| s.group_id == group.id)
+    {
+        return Err(InventoryError::Invalid(format!(
+            "server group `{}` is not empty: move or delete its servers and groups first",
+            group.path
+        )));
+    }
+    storage.delete_server_group(group.id).await?;
+    Ok(())
 }
 
 /// What a host-key scan found.
@@ -237,13 +328,7 @@ pub async fn scan_host_key(
     name: &str,
     accept_change: bool,
 ) -> Result<ScanOutcome> {
-    let server = storage
-        .server_by_name(name)
-        .await?
-        .ok_or_else(|| InventoryError::NotFound {
-            kind: "server",
-            name: name.to_string(),
-        })?;
+    let server = server_named(storage, name).await?;
     let port = u16::try_from(server.port).unwrap_or(22);
     let key = upstream::scan_host_key(&server.host, port).await?;
     let line = upstream::openssh_line(&key);

@@ -14,6 +14,7 @@ pub mod config;
 pub mod http;
 pub mod inventory;
 pub mod logging;
+pub mod panel;
 pub mod serve;
 pub mod settings;
 pub mod storage;

@@ -13,6 +13,7 @@ use crate::assets::Assets;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::http::{self, HttpState};
+use crate::panel::InventoryPanel;
 use crate::storage::{self, Storage};
 use crate::{logging, settings};
 
@@ -26,7 +27,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("opening the database")?;
     info!(backend = ?storage.kind(), "database ready");
     // Opened now so that a wrong or missing master key stops start-up before anything runs.
-    let _vault = crate::vault::open_at_start(&storage, &config.vault_key_source())
+    let vault = crate::vault::open_at_start(&storage, &config.vault_key_source())
         .await
         .context("opening the credential vault")?;
     let gateway_key = crate::upstream::gateway_key(&config.data_dir)?;
@@ -55,8 +56,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .site_addr(config.web_listen)
         .build();
 
+    let inventory = Arc::new(InventoryPanel::new(
+        auth.clone(),
+        Arc::new(vault),
+        crate::upstream::gateway_public_line(&gateway_key),
+    ));
     let state = HttpState {
         auth,
+        inventory,
         leptos,
         public_origin: config.public_origin(),
         assets,

@@ -14,14 +14,18 @@ use http_body_util::BodyExt;
 use jumpgate::assets::Assets;
 use jumpgate::auth::{Auth, session};
 use jumpgate::http::{HttpState, router};
+use jumpgate::panel::InventoryPanel;
+use jumpgate::vault::{MasterKey, Vault};
 use leptos::prelude::LeptosOptions;
 use tower::ServiceExt;
 
 async fn app() -> (axum::Router, Auth, common::TestDb) {
     let db = common::databases().await.remove(0);
     let auth = Auth::new(db.storage.clone(), false);
+    let vault = Arc::new(Vault::new(&MasterKey::generate()));
     let state = HttpState {
         auth: auth.clone(),
+        inventory: Arc::new(InventoryPanel::new(auth.clone(), vault, String::new())),
         leptos: LeptosOptions::builder().output_name("jumpgate").build(),
         public_origin: "http://gate.test".into(),
         assets: Arc::new(Assets::discover()),

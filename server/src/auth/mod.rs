@@ -6,6 +6,7 @@
 //! the per-account and per-address failure counters. What is trusted: the client address the
 //! HTTP layer reports, and the CSRF check the HTTP layer has already made.
 
+mod admin;
 pub mod password;
 pub mod session;
 pub mod totp;
@@ -14,7 +15,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use app::api::backend::{Backend, RequestContext, SetCookie};
-use app::api::{ApiError, AuthMethod, LoginStep, Me, SessionInfo, TotpEnrollment, UserSummary};
+use app::api::{
+    ApiError, AuthMethod, LoginStep, Me, SessionInfo, TotpEnrollment, UserAction, UserSummary,
+};
 use tracing::{error, info, warn};
 
 use crate::settings::{self, SettingsError};
@@ -286,7 +289,7 @@ impl Auth {
     }
 
     /// The signed-in administrator, or `Forbidden`.
-    async fn require_admin(&self, ctx: &RequestContext) -> Result<Authenticated, ApiError> {
+    pub async fn require_admin(&self, ctx: &RequestContext) -> Result<Authenticated, ApiError> {
         let auth = self.require_user(ctx, false).await?;
         if auth.user.role != "admin" {
             warn!(user = %auth.user.username, "refused an administrator action");
@@ -628,9 +631,7 @@ impl Backend for Auth {
     }
 
     async fn admin_users(&self, ctx: &RequestContext) -> Result<Vec<UserSummary>, ApiError> {
-        self.require_admin(ctx).await?;
-        let users = self.storage.users().await.map_err(ServiceError::from)?;
-        Ok(users.iter().map(summary).collect())
+        self.list_users(ctx).await
     }
 
     async fn admin_create_user(
@@ -640,44 +641,7 @@ impl Backend for Auth {
         email: Option<String>,
         role: String,
     ) -> Result<String, ApiError> {
-        let admin = self.require_admin(ctx).await?;
-        let username = username.trim().to_string();
-        if let Some(problem) = username_problem(&username) {
-            return Err(ApiError::Invalid(problem));
-        }
-        if !matches!(role.as_str(), "admin" | "user") {
-            return Err(ApiError::Invalid("The role must be admin or user.".into()));
-        }
-        if let Some(e) = &email
-            && (!e.contains('@') || e.len() > 254 || e.contains(char::is_whitespace))
-        {
-            return Err(ApiError::Invalid(format!("`{e}` is not an email address.")));
-        }
-        let otp = password::one_time_password();
-        let hash = password::hash(&otp).await.map_err(ServiceError::from)?;
-        let created = self
-            .storage
-            .create_user(&storage::NewUser {
-                username: &username,
-                email: email.as_deref(),
-                display_name: None,
-                role: &role,
-                origin: "local",
-                password_hash: Some(&hash),
-                must_change_password: true,
-            })
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(StorageError::Conflict(_)) => {
-                return Err(ApiError::Invalid(
-                    "A user with that name or email already exists.".into(),
-                ));
-            }
-            Err(e) => return Err(ServiceError::from(e).into()),
-        }
-        info!(admin = %admin.user.username, user = %username, role = %role, "user created");
-        Ok(otp)
+        self.create_user_as_admin(ctx, username, email, role).await
     }
 
     async fn admin_set_enabled(
@@ -686,20 +650,7 @@ impl Backend for Auth {
         username: String,
         enabled: bool,
     ) -> Result<(), ApiError> {
-        let admin = self.require_admin(ctx).await?;
-        let target = self.target_user(&username).await?;
-        if target.id == admin.user.id && !enabled {
-            return Err(ApiError::Invalid(
-                "You cannot disable your own account.".into(),
-            ));
-        }
-        let status = if enabled { "active" } else { "disabled" };
-        self.storage
-            .set_user_status(target.id, status)
-            .await
-            .map_err(ServiceError::from)?;
-        info!(admin = %admin.user.username, user = %target.username, status, "user status changed");
-        Ok(())
+        self.set_user_enabled(ctx, username, enabled).await
     }
 
     async fn admin_reset_password(
@@ -707,13 +658,27 @@ impl Backend for Auth {
         ctx: &RequestContext,
         username: String,
     ) -> Result<String, ApiError> {
-        let admin = self.require_admin(ctx).await?;
-        let target = self.target_user(&username).await?;
-        let otp = self
-            .reset_password(&target.username)
-            .await?
-            .ok_or_else(|| ApiError::Invalid(format!("There is no user named {username}.")))?;
-        info!(admin = %admin.user.username, user = %target.username, "password reset by an administrator");
-        Ok(otp)
+        self.reset_password_as_admin(ctx, username).await
+    }
+
+    async fn admin_update_user(
+        &self,
+        ctx: &RequestContext,
+        username: String,
+        email: Option<String>,
+        display_name: Option<String>,
+        role: String,
+    ) -> Result<(), ApiError> {
+        self.update_user_as_admin(ctx, username, email, display_name, role)
+            .await
+    }
+
+    async fn admin_user_action(
+        &self,
+        ctx: &RequestContext,
+        username: String,
+        action: UserAction,
+    ) -> Result<(), ApiError> {
+        self.user_action_as_admin(ctx, username, action).await
     }
 }

@@ -199,6 +199,30 @@ impl Storage {
             .collect()
     }
 
+    /// Every (user group id, user id) membership pair.
+    pub async fn group_memberships(&self) -> Result<Vec<(i64, i64)>> {
+        let rows = sqlx::query("SELECT group_id, user_id FROM user_group_members")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("group_id")?,
+                    r.try_get::<i64, _>("user_id")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Deletes a user group; its memberships and grants go with it.
+    pub async fn delete_user_group(&self, group_id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM user_groups WHERE id = $1")
+            .bind(group_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     // --- server groups -----------------------------------------------------------------------
 
     pub async fn create_server_group(
@@ -236,6 +260,16 @@ impl Storage {
         .bind(path)
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    /// Deletes an empty server group (the schema refuses one that still holds groups or
+    /// servers); grants of it go with it.
+    pub async fn delete_server_group(&self, group_id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM server_groups WHERE id = $1")
+            .bind(group_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     // --- servers -----------------------------------------------------------------------------
@@ -293,6 +327,31 @@ impl Storage {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?)
+    }
+
+    /// Changes a server's description fields. Its secrets change through
+    /// [`Storage::set_server_secrets`]; a changed host or port unpins the host key, because the
+    /// pin belonged to the old address.
+    pub async fn update_server(&self, server_id: i64, s: &NewServer<'_>) -> Result<()> {
+        sqlx::query(
+            "UPDATE servers SET name = $1, group_id = $2, \
+             host_key = CASE WHEN host = $3 AND port = $4 THEN host_key ELSE NULL END, \
+             host = $3, port = $4, login = $5, description = $6, auth_kind = $7, updated_at = $8 \
+             WHERE id = $9",
+        )
+        .bind(s.name)
+        .bind(s.group_id)
+        .bind(s.host)
+        .bind(i64::from(s.port))
+        .bind(s.login)
+        .bind(s.description)
+        .bind(s.auth_kind)
+        .bind(now())
+        .bind(server_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, "a server with that name"))?;
+        Ok(())
     }
 
     /// Pins (or with `None`, unpins) the target's host key.

@@ -351,6 +351,36 @@ impl Storage {
         Ok(())
     }
 
+    /// Changes the fields an administrator edits. An empty email clears it.
+    pub async fn update_user_profile(
+        &self,
+        user_id: i64,
+        email: Option<&str>,
+        display_name: Option<&str>,
+        role: &str,
+    ) -> Result<()> {
+        let email = email.map(str::trim).filter(|e| !e.is_empty());
+        let done = sqlx::query(
+            "UPDATE users SET email = $1, email_lower = $2, display_name = $3, role = $4, \
+             updated_at = $5 WHERE id = $6",
+        )
+        .bind(email)
+        .bind(email.map(str::to_lowercase))
+        .bind(display_name)
+        .bind(role)
+        .bind(now())
+        .bind(user_id)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => {
+                Err(StorageError::Conflict("a user with that email"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn delete_user(&self, user_id: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(user_id)

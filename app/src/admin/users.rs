@@ -1,19 +1,14 @@
-//! Administrators' pages. The server refuses every action here to non-administrators; the
-//! pages only avoid offering what would be refused.
+//! The Users page: add, edit, disable and delete users, and reset their secrets.
 
 use leptos::prelude::*;
 
+use super::{admin_csrf, last_error, report};
 use crate::SessionResource;
 use crate::api::{
-    AdminCreateUser, AdminResetPassword, AdminSetEnabled, ApiError, UserSummary, admin_users,
+    AdminCreateUser, AdminResetPassword, AdminSetEnabled, AdminUpdateUser, AdminUserAction,
+    ApiError, UserAction, UserSummary, admin_users,
 };
 use crate::components::{CsrfField, ErrorLine};
-
-fn last_error<T: 'static>(
-    value: impl Get<Value = Option<Result<T, ApiError>>> + Send + Sync + 'static,
-) -> Signal<Option<ApiError>> {
-    Signal::derive(move || value.get().and_then(|r| r.err()))
-}
 
 #[component]
 pub fn AdminUsers() -> impl IntoView {
@@ -21,6 +16,14 @@ pub fn AdminUsers() -> impl IntoView {
     let create = ServerAction::<AdminCreateUser>::new();
     let set_enabled = ServerAction::<AdminSetEnabled>::new();
     let reset = ServerAction::<AdminResetPassword>::new();
+    let update = ServerAction::<AdminUpdateUser>::new();
+    let act = ServerAction::<AdminUserAction>::new();
+    let row_actions = RowActions {
+        set_enabled,
+        reset,
+        update,
+        act,
+    };
     // The list reloads after each change.
     let users = Resource::new(
         move || {
@@ -28,38 +31,28 @@ pub fn AdminUsers() -> impl IntoView {
                 create.version().get(),
                 set_enabled.version().get(),
                 reset.version().get(),
+                update.version().get(),
+                act.version().get(),
             )
         },
         |_| admin_users(),
     );
 
     let create_error = last_error(create.value());
-    let row_error = Signal::derive(move || {
-        set_enabled
-            .value()
-            .get()
-            .and_then(|r| r.err())
-            .or_else(|| reset.value().get().and_then(|r| r.err()))
-    });
+    let status = RwSignal::new(None);
+    report(set_enabled.value(), status);
+    report(reset.value(), status);
+    report(update.value(), status);
+    report(act.value(), status);
+    let row_error = Signal::from(status);
 
     view! {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
-                let info = match session.await {
-                    Ok(info) => info,
-                    Err(e) => return view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                let csrf = match admin_csrf(session.await, "Users") {
+                    Ok(csrf) => csrf,
+                    Err(page) => return page,
                 };
-                let is_admin = info.user.as_ref().is_some_and(|u| u.role == "admin");
-                if !is_admin {
-                    return view! {
-                        <section class="card">
-                            <h1>"Users"</h1>
-                            <p class="error">{ApiError::Forbidden.to_string()}</p>
-                        </section>
-                    }
-                        .into_any();
-                }
-                let csrf = info.csrf_token.clone();
                 let list = users.await;
                 view! {
                     <h1>"Users"</h1>
@@ -101,7 +94,7 @@ pub fn AdminUsers() -> impl IntoView {
                         {match list {
                             Ok(list) => {
                                 view! {
-                                    <UserTable list csrf=csrf.clone() set_enabled reset />
+                                    <UserTable list csrf=csrf.clone() actions=row_actions />
                                 }
                                     .into_any()
                             }
@@ -177,38 +170,83 @@ mod tests {
     }
 }
 
-#[component]
-fn UserTable(
-    list: Vec<UserSummary>,
-    csrf: String,
+/// The actions a row of the user table can start.
+#[derive(Clone, Copy)]
+struct RowActions {
     set_enabled: ServerAction<AdminSetEnabled>,
     reset: ServerAction<AdminResetPassword>,
-) -> impl IntoView {
+    update: ServerAction<AdminUpdateUser>,
+    act: ServerAction<AdminUserAction>,
+}
+
+#[component]
+fn UserTable(list: Vec<UserSummary>, csrf: String, actions: RowActions) -> impl IntoView {
     let rows = list
         .into_iter()
         .map(|u| {
             let active = u.status == "active";
             let toggle_label = if active { "Disable" } else { "Enable" };
             let name = u.username.clone();
-            let name_for_toggle = name.clone();
-            let row_name = name.clone();
+            let security_code = if u.has_security_code {
+                "set"
+            } else {
+                "not set"
+            };
             view! {
-                <tr data-user=row_name>
-                    <td>{u.username.clone()}</td>
+                <tr data-user=name.clone()>
+                    <td>
+                        {u.username.clone()}
+                        <span class="muted">
+                            {u.display_name.clone().map(|d| format!(" ({d})")).unwrap_or_default()}
+                        </span>
+                    </td>
                     <td>{u.email.clone().unwrap_or_else(|| "—".into())}</td>
-                    <td>{u.role.clone()}</td>
+                    <td data-testid="role">{u.role.clone()}</td>
                     <td data-testid="status">{u.status.clone()}</td>
-                    <td>{if u.totp_enabled { "on" } else { "off" }}</td>
+                    <td>{u.origin.clone()}</td>
+                    <td data-testid="totp">{if u.totp_enabled { "on" } else { "off" }}</td>
+                    <td data-testid="security-code">{security_code}</td>
                     <td>{when(u.last_login_at)}</td>
                     <td class="actions">
-                        <RowAction
-                            action=set_enabled
+                        <EnableAction
+                            action=actions.set_enabled
                             csrf=csrf.clone()
-                            username=name_for_toggle
-                            enabled=Some(!active)
+                            username=name.clone()
+                            enabled=!active
                             label=toggle_label
                         />
-                        <ResetAction action=reset csrf=csrf.clone() username=name />
+                        <details class="more">
+                            <summary>"More"</summary>
+                            <EditUserForm action=actions.update csrf=csrf.clone() user=u.clone() />
+                            <div class="row-buttons">
+                                <ResetAction
+                                    action=actions.reset
+                                    csrf=csrf.clone()
+                                    username=name.clone()
+                                />
+                                <UserActionButton
+                                    action=actions.act
+                                    csrf=csrf.clone()
+                                    username=name.clone()
+                                    what=UserAction::ResetSecurityCode
+                                    label="Reset security code"
+                                />
+                                <UserActionButton
+                                    action=actions.act
+                                    csrf=csrf.clone()
+                                    username=name.clone()
+                                    what=UserAction::ResetTotp
+                                    label="Reset TOTP"
+                                />
+                                <UserActionButton
+                                    action=actions.act
+                                    csrf=csrf.clone()
+                                    username=name.clone()
+                                    what=UserAction::Delete
+                                    label="Delete user"
+                                />
+                            </div>
+                        </details>
                     </td>
                 </tr>
             }
@@ -222,7 +260,9 @@ fn UserTable(
                     <th>"Email"</th>
                     <th>"Role"</th>
                     <th>"Status"</th>
+                    <th>"Origin"</th>
                     <th>"TOTP"</th>
+                    <th>"Security code"</th>
                     <th>"Last sign-in"</th>
                     <th></th>
                 </tr>
@@ -233,19 +273,18 @@ fn UserTable(
 }
 
 #[component]
-fn RowAction(
+fn EnableAction(
     action: ServerAction<AdminSetEnabled>,
     csrf: String,
     username: String,
-    enabled: Option<bool>,
+    enabled: bool,
     label: &'static str,
 ) -> impl IntoView {
-    let enabled = enabled.unwrap_or(true).to_string();
     view! {
         <ActionForm action attr:class="inline">
             <CsrfField token=csrf />
             <input type="hidden" name="username" value=username />
-            <input type="hidden" name="enabled" value=enabled />
+            <input type="hidden" name="enabled" value=enabled.to_string() />
             <button type="submit" class="small">{label}</button>
         </ActionForm>
     }
@@ -262,6 +301,64 @@ fn ResetAction(
             <CsrfField token=csrf />
             <input type="hidden" name="username" value=username />
             <button type="submit" class="small secondary-dark">"Reset password"</button>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn UserActionButton(
+    action: ServerAction<AdminUserAction>,
+    csrf: String,
+    username: String,
+    what: UserAction,
+    label: &'static str,
+) -> impl IntoView {
+    let class = if what == UserAction::Delete {
+        "small danger"
+    } else {
+        "small secondary-dark"
+    };
+    view! {
+        <ActionForm action attr:class="inline">
+            <CsrfField token=csrf />
+            <input type="hidden" name="username" value=username />
+            <input type="hidden" name="action" value=what.as_str() />
+            <button type="submit" class=class>{label}</button>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn EditUserForm(
+    action: ServerAction<AdminUpdateUser>,
+    csrf: String,
+    user: UserSummary,
+) -> impl IntoView {
+    let is_admin = user.role == "admin";
+    view! {
+        <ActionForm action attr:class="edit-user">
+            <CsrfField token=csrf />
+            <input type="hidden" name="username" value=user.username.clone() />
+            <label>
+                "Email"
+                <input name="email" type="email" value=user.email.clone().unwrap_or_default() />
+            </label>
+            <label>
+                "Display name"
+                <input
+                    name="display_name"
+                    type="text"
+                    value=user.display_name.clone().unwrap_or_default()
+                />
+            </label>
+            <label>
+                "Role"
+                <select name="role">
+                    <option value="user" selected=!is_admin>"User"</option>
+                    <option value="admin" selected=is_admin>"Administrator"</option>
+                </select>
+            </label>
+            <button type="submit" class="small">"Save"</button>
         </ActionForm>
     }
 }
