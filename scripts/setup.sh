@@ -17,9 +17,10 @@ WASM_BINDGEN_VERSION=0.2.130
 #   chromium                                   browser end-to-end tests (Playwright drives it)
 #   xmlsec1                                    signs SAML test fixtures
 #   tmux                                       drives interactive terminals in tests
+#   rsync                                      rsync through the SSH gateway in tests
 APT_PACKAGES=(
   pkg-config libssl-dev libclang-dev libxml2-dev libxmlsec1-dev
-  openssh-server openssh-client postgresql chromium xmlsec1 tmux curl ca-certificates
+  openssh-server openssh-client postgresql chromium xmlsec1 tmux rsync curl ca-certificates
 )
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -68,6 +68,20 @@ pub struct TotpEnrollment {
     pub qr_png_base64: String,
 }
 
+/// An SSH public key registered under Account, as the page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshKeySummary {
+    pub id: i64,
+    pub name: String,
+    /// `SHA256:…`, as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
+    /// Key type, such as `ssh-ed25519`.
+    pub algorithm: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
 /// A user as the administrators' user list shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserSummary {
@@ -212,6 +226,16 @@ pub mod backend {
             ctx: &RequestContext,
             password: String,
         ) -> Result<(), ApiError>;
+        /// The signed-in user's SSH public keys.
+        async fn ssh_keys(&self, ctx: &RequestContext) -> Result<Vec<SshKeySummary>, ApiError>;
+        /// Registers a public key (OpenSSH one-line form) for the signed-in user.
+        async fn add_ssh_key(
+            &self,
+            ctx: &RequestContext,
+            name: String,
+            public_key: String,
+        ) -> Result<(), ApiError>;
+        async fn delete_ssh_key(&self, ctx: &RequestContext, id: i64) -> Result<(), ApiError>;
 
         // Administrators only; others get `ApiError::Forbidden`.
         async fn admin_users(&self, ctx: &RequestContext) -> Result<Vec<UserSummary>, ApiError>;
@@ -373,6 +397,30 @@ pub async fn totp_disable(csrf_token: String, password: String) -> Result<(), Ap
     let _ = csrf_token;
     let (backend, ctx) = backend::current()?;
     backend.totp_disable(&ctx, password).await
+}
+
+#[server(input = GetUrl, endpoint = "account/ssh_keys")]
+pub async fn ssh_keys() -> Result<Vec<SshKeySummary>, ApiError> {
+    let (backend, ctx) = backend::current()?;
+    backend.ssh_keys(&ctx).await
+}
+
+#[server(endpoint = "account/ssh_keys/add")]
+pub async fn add_ssh_key(
+    csrf_token: String,
+    name: String,
+    public_key: String,
+) -> Result<(), ApiError> {
+    let _ = csrf_token;
+    let (backend, ctx) = backend::current()?;
+    backend.add_ssh_key(&ctx, name, public_key).await
+}
+
+#[server(endpoint = "account/ssh_keys/delete")]
+pub async fn delete_ssh_key(csrf_token: String, id: i64) -> Result<(), ApiError> {
+    let _ = csrf_token;
+    let (backend, ctx) = backend::current()?;
+    backend.delete_ssh_key(&ctx, id).await
 }
 
 #[server(input = GetUrl, endpoint = "admin/users")]

@@ -1,6 +1,8 @@
 //! The administrators' inventory in the panel: server groups, servers, user groups and access
 //! grants, with the server functions that change them.
 //!
+//! Signed-in users also read from here the list of servers they may reach.
+//!
 //! Secrets go one way only: the forms send target passwords and private keys to the server,
 //! which seals them in the vault; nothing here ever carries one back.
 
@@ -86,6 +88,14 @@ pub struct ServerForm {
     pub passphrase: String,
 }
 
+/// A server the signed-in user may reach, as their own listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReachableServer {
+    pub name: String,
+    pub group_path: String,
+    pub description: Option<String>,
+}
+
 /// Turns a grant's display form into words: `user:alice` becomes `user alice`.
 pub fn describe_ref(value: &str) -> String {
     match value.split_once(':') {
@@ -108,6 +118,8 @@ pub mod backend {
 
     #[async_trait::async_trait]
     pub trait InventoryBackend: Send + Sync + 'static {
+        /// The servers the signed-in user may reach (any signed-in user).
+        async fn my_servers(&self, ctx: &RequestContext) -> Result<Vec<ReachableServer>, ApiError>;
         async fn inventory(&self, ctx: &RequestContext) -> Result<Inventory, ApiError>;
         async fn add_group(&self, ctx: &RequestContext, path: String) -> Result<(), ApiError>;
         async fn delete_group(&self, ctx: &RequestContext, path: String) -> Result<(), ApiError>;
@@ -155,6 +167,12 @@ pub mod backend {
         let (_, ctx) = crate::api::backend::current()?;
         Ok((backend, ctx))
     }
+}
+
+#[server(input = GetUrl, endpoint = "servers")]
+pub async fn my_servers() -> Result<Vec<ReachableServer>, ApiError> {
+    let (backend, ctx) = backend::current()?;
+    backend.my_servers(&ctx).await
 }
 
 #[server(input = GetUrl, endpoint = "admin/inventory")]

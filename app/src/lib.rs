@@ -8,6 +8,7 @@ mod admin;
 pub mod api;
 mod components;
 pub mod inventory;
+pub mod nav;
 mod pages;
 pub mod paths;
 

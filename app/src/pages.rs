@@ -4,10 +4,10 @@ use leptos::prelude::*;
 
 use crate::SessionResource;
 use crate::api::{
-    ApiError, ChangePassword, Login, LoginStep, LoginTotp, Me, SetSecurityCode, TotpBegin,
-    TotpConfirm, TotpDisable,
+    AddSshKey, ApiError, ChangePassword, DeleteSshKey, Login, LoginStep, LoginTotp, Me,
+    SetSecurityCode, SshKeySummary, TotpBegin, TotpConfirm, TotpDisable, ssh_keys,
 };
-use crate::components::{CsrfField, ErrorLine, reload_to};
+use crate::components::{CsrfField, ErrorLine, reload_to, when};
 
 /// The error of an action's last run, as a signal for [`ErrorLine`].
 fn last_error<T, S>(value: S) -> Signal<Option<ApiError>>
@@ -93,6 +93,54 @@ fn Welcome(user: Me) -> impl IntoView {
             <h1>"Welcome, " {name}</h1>
             <p>"You are signed in as " <strong>{user.username.clone()}</strong> " (" {user.role.clone()} ")."</p>
             {totp_hint}
+        </section>
+        <MyServers />
+    }
+}
+
+/// The servers the user may reach: the same answer the SSH menu and the browser console give.
+#[component]
+fn MyServers() -> impl IntoView {
+    let servers = Resource::new(|| (), |_| crate::inventory::my_servers());
+    view! {
+        <section class="card">
+            <h2>"Your servers"</h2>
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match servers.await {
+                        Ok(list) if list.is_empty() => {
+                            view! {
+                                <p class="muted" data-testid="no-servers">
+                                    "No servers are granted to you yet. Ask an administrator for access."
+                                </p>
+                            }
+                                .into_any()
+                        }
+                        Ok(list) => {
+                            let rows = list
+                                .into_iter()
+                                .map(|s| {
+                                    view! {
+                                        <li data-my-server=s.name.clone()>
+                                            <strong>{s.name.clone()}</strong>
+                                            <span class="muted">
+                                                {format!(" {}", s.group_path)}
+                                                {s
+                                                    .description
+                                                    .clone()
+                                                    .map(|d| format!(" — {d}"))
+                                                    .unwrap_or_default()}
+                                            </span>
+                                        </li>
+                                    }
+                                })
+                                .collect_view();
+                            view! { <ul class="my-servers">{rows}</ul> }.into_any()
+                        }
+                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
         </section>
     }
 }
@@ -296,10 +344,111 @@ pub fn Account() -> impl IntoView {
                         <h2>"Two-factor authentication"</h2>
                         <TotpSection csrf=csrf.clone() enabled=user.totp_enabled />
                     </section>
+                    <section class="card">
+                        <h2>"SSH keys"</h2>
+                        <SshKeysSection csrf=csrf.clone() />
+                    </section>
                 }
                     .into_any()
             })}
         </Suspense>
+    }
+}
+
+#[component]
+fn SshKeysSection(csrf: String) -> impl IntoView {
+    let add = ServerAction::<AddSshKey>::new();
+    let delete = ServerAction::<DeleteSshKey>::new();
+    let keys = Resource::new(
+        move || (add.version().get(), delete.version().get()),
+        |_| ssh_keys(),
+    );
+    let add_error = last_error(add.value());
+    let delete_error = last_error(delete.value());
+    let added = succeeded(add.value());
+    let csrf_rows = csrf.clone();
+    view! {
+        <p class="hint">
+            "A registered key signs you in to the SSH gateway instead of your password and security code. "
+            "When two-factor authentication is on, the gateway still asks for the verification code."
+        </p>
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || {
+                let csrf = csrf_rows.clone();
+                keys.get()
+                    .map(move |list| match list {
+                        Ok(list) if list.is_empty() => {
+                            view! { <p data-testid="no-ssh-keys">"No SSH keys are registered."</p> }
+                                .into_any()
+                        }
+                        Ok(list) => view! { <SshKeyTable list csrf delete /> }.into_any(),
+                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    })
+            }}
+        </Transition>
+        <ErrorLine error=delete_error />
+        <ActionForm action=add attr:id="ssh-key-form">
+            <CsrfField token=csrf />
+            <label>
+                "Name (optional; defaults to the key's comment)"
+                <input name="name" type="text" autocomplete="off" maxlength="100" />
+            </label>
+            <label>
+                "Public key (one line, as in id_ed25519.pub)"
+                <textarea name="public_key" rows="3" required spellcheck="false"></textarea>
+            </label>
+            <ErrorLine error=add_error />
+            <Show when=move || added.get()>
+                <p class="success" role="status">"The key has been added."</p>
+            </Show>
+            <button type="submit">"Add key"</button>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn SshKeyTable(
+    list: Vec<SshKeySummary>,
+    csrf: String,
+    delete: ServerAction<DeleteSshKey>,
+) -> impl IntoView {
+    view! {
+        <table class="list">
+            <thead>
+                <tr>
+                    <th>"Name"</th>
+                    <th>"Fingerprint"</th>
+                    <th>"Added"</th>
+                    <th>"Last used"</th>
+                    <th></th>
+                </tr>
+            </thead>
+            <tbody>
+                {list
+                    .into_iter()
+                    .map(|k| {
+                        let csrf = csrf.clone();
+                        view! {
+                            <tr data-ssh-key=k.name.clone()>
+                                <td>{k.name.clone()}</td>
+                                <td>
+                                    <code>{format!("{} {}", k.algorithm, k.fingerprint)}</code>
+                                </td>
+                                <td>{when(Some(k.created_at))}</td>
+                                <td>{when(k.last_used_at)}</td>
+                                <td>
+                                    <ActionForm action=delete>
+                                        <CsrfField token=csrf />
+                                        <input type="hidden" name="id" value=k.id.to_string() />
+                                        <button type="submit" class="danger">"Remove"</button>
+                                    </ActionForm>
+                                </td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
     }
 }
 

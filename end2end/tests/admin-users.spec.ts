@@ -1,9 +1,10 @@
 // Journey: an administrator adds a user in the panel and hands over the one-time password; the
 // user signs in and must choose a password; the administrator disables the account (the user's
-// session ends and sign-in is refused), enables it again and resets its password.
+// session ends and sign-in is refused), enables it again, edits the profile and resets the
+// password.
 import { expect, test, Browser, Page } from "@playwright/test";
 import { startServer, RunningServer } from "./support/server";
-import { LoginPage, PasswordForm, hydrated } from "./support/pages";
+import { LoginPage, firstSignIn, hydrated, openMore } from "./support/pages";
 
 let server: RunningServer;
 
@@ -16,13 +17,7 @@ test.afterAll(async () => {
 });
 
 async function signInFirstTime(page: Page, user: string, oneTime: string, chosen: string) {
-  const login = new LoginPage(page);
-  await login.open(server.url);
-  await login.signIn(user, oneTime);
-  await expect(page.getByRole("heading", { name: "Choose a new password" })).toBeVisible();
-  await hydrated(page);
-  await new PasswordForm(page).change(oneTime, chosen);
-  await expect(page.getByRole("heading", { name: /Welcome/ })).toBeVisible();
+  await firstSignIn(page, server.url, user, oneTime, chosen);
 }
 
 async function newPage(browser: Browser): Promise<Page> {
@@ -70,6 +65,14 @@ test("administrator manages a user from the Users page", async ({ page, browser 
 
   await row.getByRole("button", { name: "Enable" }).click();
   await expect(row.getByTestId("status")).toHaveText("active");
+  // Editing the profile from the row's "More" panel.
+  await openMore(row);
+  await row.getByLabel("Display name").fill("Alice Liddell");
+  await row.getByLabel("Role").selectOption("admin");
+  await row.getByRole("button", { name: "Save" }).click();
+  await expect(row).toContainText("(Alice Liddell)");
+  await expect(row.getByTestId("role")).toHaveText("admin");
+  await openMore(row);
   await row.getByRole("button", { name: "Reset password" }).click();
   const fresh = (await page.getByTestId("reset-password").textContent())?.trim() ?? "";
   expect(fresh).toHaveLength(20);

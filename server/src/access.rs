@@ -65,6 +65,27 @@ pub async fn reachable_servers(storage: &Storage, user: &UserRow) -> Result<Vec<
         .collect())
 }
 
+/// [`reachable_servers`] with each server's group path (`prod/web`), for listings.
+pub async fn reachable_with_paths(
+    storage: &Storage,
+    user: &UserRow,
+) -> Result<Vec<(ServerRow, String)>> {
+    let servers = reachable_servers(storage, user).await?;
+    let paths: HashMap<i64, String> = storage
+        .server_groups()
+        .await?
+        .into_iter()
+        .map(|g| (g.id, g.path))
+        .collect();
+    Ok(servers
+        .into_iter()
+        .map(|s| {
+            let path = paths.get(&s.group_id).cloned().unwrap_or_default();
+            (s, path)
+        })
+        .collect())
+}
+
 /// The server called `name` if `user` may reach it. A server that exists but is not granted
 /// gives the same `None` as one that does not exist, so names cannot be probed.
 pub async fn reachable_server(

@@ -3,7 +3,8 @@
 //! Modules, from the front doors down: `http` (the web panel's router and guard) and `cli` (the
 //! administration commands) use the services `auth` (sign-in, sessions, account changes),
 //! `inventory` (groups, servers, grants), `access` (who reaches what) and `vault` (sealed
-//! credentials), which use `settings` and `storage`. `config` is read once at start; `assets`
+//! credentials), which use `settings` and `storage`. `gateway` is the native SSH front door
+//! (russh server, server menu) and `upstream` the gateway's own SSH client to targets. `config` is read once at start; `assets`
 //! serves the built front end; `serve` wires everything together.
 
 pub mod access;
@@ -11,6 +12,7 @@ pub mod assets;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod gateway;
 pub mod http;
 pub mod inventory;
 pub mod logging;

@@ -10,10 +10,13 @@ use std::sync::Arc;
 use app::api::ApiError;
 use app::api::backend::RequestContext;
 use app::inventory::backend::InventoryBackend;
-use app::inventory::{GrantInfo, GroupInfo, Inventory, ServerForm, ServerInfo, UserGroupInfo};
+use app::inventory::{
+    GrantInfo, GroupInfo, Inventory, ReachableServer, ServerForm, ServerInfo, UserGroupInfo,
+};
 use tracing::{error, info};
 use zeroize::Zeroizing;
 
+use crate::access;
 use crate::auth::Auth;
 use crate::inventory::{self, Credential, InventoryError, ScanOutcome, ServerSpec};
 use crate::storage::{GrantTarget, Grantee, StorageError};
@@ -107,6 +110,21 @@ fn parse_port(text: &str) -> Result<u16, ApiError> {
 
 #[async_trait::async_trait]
 impl InventoryBackend for InventoryPanel {
+    async fn my_servers(&self, ctx: &RequestContext) -> Result<Vec<ReachableServer>, ApiError> {
+        let me = self.auth.require_signed_in(ctx).await?;
+        let servers = access::reachable_with_paths(self.auth.storage(), &me.user)
+            .await
+            .map_err(internal)?;
+        Ok(servers
+            .into_iter()
+            .map(|(s, group_path)| ReachableServer {
+                group_path,
+                name: s.name,
+                description: s.description,
+            })
+            .collect())
+    }
+
     async fn inventory(&self, ctx: &RequestContext) -> Result<Inventory, ApiError> {
         self.auth.require_admin(ctx).await?;
         let storage = self.auth.storage();

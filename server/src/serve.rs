@@ -1,5 +1,5 @@
 //! `jumpgate serve`: opens storage, creates the first administrator when needed, and runs the
-//! web panel until SIGINT or SIGTERM.
+//! web panel and the SSH gateway until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::http::{self, HttpState};
 use crate::panel::InventoryPanel;
 use crate::storage::{self, Storage};
-use crate::{logging, settings};
+use crate::{gateway, logging, settings};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     logging::init(config.log_format, &config.log_level);
@@ -56,10 +56,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .site_addr(config.web_listen)
         .build();
 
+    let vault = Arc::new(vault);
     let inventory = Arc::new(InventoryPanel::new(
         auth.clone(),
-        Arc::new(vault),
+        vault.clone(),
         crate::upstream::gateway_public_line(&gateway_key),
+    ));
+    let host_key = gateway::host_key(&config.data_dir)?;
+    let ssh_listener = gateway::bind(config.ssh_listen).await?;
+    tokio::spawn(gateway::run(
+        ssh_listener,
+        gateway::Deps {
+            auth: auth.clone(),
+            vault,
+            gateway_key: Arc::new(gateway_key),
+        },
+        host_key,
     ));
     let state = HttpState {
         auth,

@@ -19,6 +19,8 @@ pub const LOCKOUT_MAX_FAILURES: &str = "lockout.max_failures";
 pub const LOCKOUT_MAX_FAILURES_PER_IP: &str = "lockout.max_failures_per_ip";
 pub const LOCKOUT_WINDOW_MINUTES: &str = "lockout.window_minutes";
 pub const LOCKOUT_DURATION_MINUTES: &str = "lockout.duration_minutes";
+pub const SSH_IDLE_MINUTES: &str = "ssh.idle_timeout_minutes";
+pub const SSH_MAX_SESSIONS_PER_USER: &str = "ssh.max_sessions_per_user";
 
 pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
@@ -56,6 +58,18 @@ pub const SETTINGS: &[SettingDef] = &[
         default: "15",
         help: "How long a lock lasts, in minutes.",
         range: (1, 7 * 24 * 60),
+    },
+    SettingDef {
+        key: SSH_IDLE_MINUTES,
+        default: "30",
+        help: "An SSH gateway connection ends after this many minutes without input from the person.",
+        range: (1, 7 * 24 * 60),
+    },
+    SettingDef {
+        key: SSH_MAX_SESSIONS_PER_USER,
+        default: "10",
+        help: "Open SSH gateway connections one user may have at once; more are refused at sign-in.",
+        range: (1, 1000),
     },
 ];
 

@@ -6,9 +6,9 @@
 //! server. A server with no pinned key is trusted on first use and pinned then; a changed key is
 //! refused, naming both fingerprints, until an administrator accepts the new one.
 //!
-//! Known shortcoming: only the host-key scan (`jumpgate server scan`) exists so far. The onward
-//! connection that logs in with the stored credential, and pins on its first success, is not
-//! written yet; until it is, a server is pinned only when an administrator scans it.
+//! [`connect`] opens the onward connection that the SSH gateway and the browser console relay
+//! to: it checks the host key as above, signs in with the stored credential (opened from the
+//! vault only for this) and pins a first-seen key once that sign-in has succeeded.
 
 use std::io::Write;
 use std::path::Path;
@@ -42,10 +42,18 @@ pub enum UpstreamError {
         pinned: String,
         presented: String,
     },
+    #[error(
+        "{server} refused the gateway's stored credential for login `{login}`; ask an administrator to check it"
+    )]
+    AuthRejected { server: String, login: String },
+    #[error("the stored credential of {server} cannot be used: {detail}")]
+    Credential { server: String, detail: String },
+    #[error("the SSH connection to {server} failed: {detail}")]
+    Protocol { server: String, detail: String },
     #[error("the pinned host key of {server} is unreadable; scan it again")]
     BadPin { server: String },
-    #[error("the gateway key {path} cannot be {action}: {detail}")]
-    GatewayKey {
+    #[error("the key file {path} cannot be {action}: {detail}")]
+    KeyFile {
         path: String,
         action: &'static str,
         detail: String,
@@ -58,13 +66,18 @@ pub const GATEWAY_KEY_FILE: &str = "gateway_ed25519";
 /// Loads the gateway's own Ed25519 key (used for servers set to `gateway_key`), creating it
 /// with mode 0600 on first use. Its public half goes into targets' authorized_keys.
 pub fn gateway_key(data_dir: &Path) -> Result<PrivateKey, UpstreamError> {
-    let path = data_dir.join(GATEWAY_KEY_FILE);
-    let fail = |action: &'static str, detail: String| UpstreamError::GatewayKey {
+    load_or_create_ed25519(&data_dir.join(GATEWAY_KEY_FILE), "jumpgate-gateway")
+}
+
+/// Reads the OpenSSH private key at `path`, or creates a new Ed25519 key there (mode 0600,
+/// written to a temporary file first so that a crash never leaves half a key).
+pub fn load_or_create_ed25519(path: &Path, comment: &str) -> Result<PrivateKey, UpstreamError> {
+    let fail = |action: &'static str, detail: String| UpstreamError::KeyFile {
         path: path.display().to_string(),
         action,
         detail,
     };
-    match std::fs::read_to_string(&path) {
+    match std::fs::read_to_string(path) {
         Ok(text) => return PrivateKey::from_openssh(text).map_err(|e| fail("read", e.to_string())),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(fail("read", e.to_string()));
@@ -73,7 +86,7 @@ pub fn gateway_key(data_dir: &Path) -> Result<PrivateKey, UpstreamError> {
     }
     let mut key = PrivateKey::random(&mut rand10::rng(), Algorithm::Ed25519)
         .map_err(|e| fail("created", e.to_string()))?;
-    key.set_comment("jumpgate-gateway");
+    key.set_comment(comment);
     let text = key
         .to_openssh(LineEnding::LF)
         .map_err(|e| fail("encoded", e.to_string()))?;
@@ -91,8 +104,8 @@ pub fn gateway_key(data_dir: &Path) -> Result<PrivateKey, UpstreamError> {
     file.write_all(text.as_bytes())
         .and_then(|_| file.sync_all())
         .map_err(|e| fail("written", e.to_string()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| fail("written", e.to_string()))?;
-    tracing::info!(fingerprint = %fingerprint(key.public_key()), "created the gateway key");
+    std::fs::rename(&tmp, path).map_err(|e| fail("written", e.to_string()))?;
+    tracing::info!(path = %path.display(), fingerprint = %fingerprint(key.public_key()), "created a new key");
     Ok(key)
 }
 
@@ -281,4 +294,200 @@ mod tests {
         assert_eq!(openssh_line(&a), KEY_A);
         Ok(())
     }
+}
+
+/// How long connecting and signing in to a target may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the host-key check decided during a connection.
+#[derive(Debug, Default)]
+struct Seen {
+    /// A key to pin once sign-in succeeds (trust on first use).
+    pin: Option<String>,
+    /// Why the key was refused.
+    refused: Option<UpstreamError>,
+}
+
+/// Client handler that checks the target's host key against the pin.
+pub struct Verifier {
+    server: String,
+    pinned: Option<String>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl client::Handler for Verifier {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let mut seen = match self.seen.lock() {
+            Ok(s) => s,
+            Err(_) => return Ok(false),
+        };
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            seen.refused = Some(UpstreamError::Certificate {
+                target: self.server.clone(),
+            });
+            return Ok(false);
+        };
+        match verdict(self.pinned.as_deref(), key, &self.server) {
+            Ok(HostKeyVerdict::Match) => Ok(true),
+            Ok(HostKeyVerdict::FirstUse) => {
+                seen.pin = Some(openssh_line(key));
+                Ok(true)
+            }
+            Ok(HostKeyVerdict::Changed { pinned, presented }) => {
+                seen.refused = Some(UpstreamError::HostKeyChanged {
+                    server: self.server.clone(),
+                    pinned,
+                    presented,
+                });
+                Ok(false)
+            }
+            Err(e) => {
+                seen.refused = Some(e);
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// An authenticated connection to a target.
+pub type TargetHandle = client::Handle<Verifier>;
+
+/// The secret the gateway signs in with, opened from the vault.
+pub enum TargetSecret {
+    Password(zeroize::Zeroizing<String>),
+    Key(Box<PrivateKey>),
+}
+
+/// Opens the stored credential of `server` for one sign-in.
+pub fn open_credential(
+    vault: &crate::vault::Vault,
+    gateway_key: &PrivateKey,
+    server: &crate::storage::ServerRow,
+) -> Result<TargetSecret, UpstreamError> {
+    let bad = |detail: String| UpstreamError::Credential {
+        server: server.name.clone(),
+        detail,
+    };
+    let open = |field: &str,
+                sealed: &Option<String>|
+     -> Result<Option<zeroize::Zeroizing<String>>, UpstreamError> {
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let bytes = vault
+            .open(&crate::vault::secret_context(server.id, field), sealed)
+            .map_err(|e| bad(e.to_string()))?;
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| bad("not text".into()))?;
+        Ok(Some(zeroize::Zeroizing::new(text)))
+    };
+    match server.auth_kind.as_str() {
+        "password" => open("secret", &server.secret_sealed)?
+            .map(TargetSecret::Password)
+            .ok_or_else(|| bad("no password is stored".into())),
+        "private_key" => {
+            let key = open("secret", &server.secret_sealed)?
+                .ok_or_else(|| bad("no private key is stored".into()))?;
+            let passphrase = open("passphrase", &server.passphrase_sealed)?;
+            russh::keys::decode_secret_key(&key, passphrase.as_ref().map(|p| p.as_str()))
+                .map(|k| TargetSecret::Key(Box::new(k)))
+                .map_err(|e| bad(e.to_string()))
+        }
+        "gateway_key" => Ok(TargetSecret::Key(Box::new(gateway_key.clone()))),
+        other => Err(bad(format!("unknown kind `{other}`"))),
+    }
+}
+
+/// Connects to `server`, verifies its host key, signs in with `secret`, and pins a first-seen
+/// host key in `storage` once the sign-in has succeeded.
+pub async fn connect(
+    storage: &crate::storage::Storage,
+    server: &crate::storage::ServerRow,
+    secret: TargetSecret,
+) -> Result<TargetHandle, UpstreamError> {
+    let port = u16::try_from(server.port).unwrap_or(22);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let handler = Verifier {
+        server: server.name.clone(),
+        pinned: server.host_key.clone(),
+        seen: seen.clone(),
+    };
+    let config = Arc::new(client::Config {
+        // Idle interactive sessions are kept alive; the gateway's own idle limit ends them.
+        keepalive_interval: Some(Duration::from_secs(30)),
+        nodelay: true,
+        ..Default::default()
+    });
+    let target = format!("{}:{port}", server.host);
+    let attempt = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let mut handle = client::connect(config, (server.host.as_str(), port), handler).await?;
+        let result = match &secret {
+            TargetSecret::Password(p) => {
+                handle
+                    .authenticate_password(server.login.clone(), p.as_str())
+                    .await?
+            }
+            TargetSecret::Key(key) => {
+                let hash = handle.best_supported_rsa_hash().await?.flatten();
+                let key = russh::keys::PrivateKeyWithHashAlg::new(Arc::new((**key).clone()), hash);
+                handle
+                    .authenticate_publickey(server.login.clone(), key)
+                    .await?
+            }
+        };
+        Ok::<_, russh::Error>((handle, result.success()))
+    })
+    .await;
+
+    let refused = seen.lock().ok().and_then(|mut s| s.refused.take());
+    if let Some(e) = refused {
+        return Err(e);
+    }
+    let (handle, authenticated) = match attempt {
+        Err(_) => {
+            return Err(UpstreamError::Timeout {
+                target,
+                secs: CONNECT_TIMEOUT.as_secs(),
+            });
+        }
+        Ok(Err(russh::Error::IO(e))) => {
+            return Err(UpstreamError::Unreachable {
+                target,
+                detail: e.to_string(),
+            });
+        }
+        Ok(Err(e)) => {
+            return Err(UpstreamError::Protocol {
+                server: server.name.clone(),
+                detail: e.to_string(),
+            });
+        }
+        Ok(Ok(done)) => done,
+    };
+    if !authenticated {
+        return Err(UpstreamError::AuthRejected {
+            server: server.name.clone(),
+            login: server.login.clone(),
+        });
+    }
+    let pin = seen.lock().ok().and_then(|mut s| s.pin.take());
+    if let Some(line) = pin {
+        // Only pin when nothing was pinned meanwhile (another session, or an administrator).
+        match storage.pin_host_key_if_unset(server.id, &line).await {
+            Ok(true) => {
+                if let Some(key) = parse_pinned(&line) {
+                    tracing::info!(server = %server.name, fingerprint = %fingerprint(&key), "pinned the host key at first connection");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(server = %server.name, error = %e, "could not pin the host key");
+            }
+        }
+    }
+    Ok(handle)
 }

@@ -8,7 +8,7 @@ use crate::api::{
     AdminCreateUser, AdminResetPassword, AdminSetEnabled, AdminUpdateUser, AdminUserAction,
     ApiError, UserAction, UserSummary, admin_users,
 };
-use crate::components::{CsrfField, ErrorLine};
+use crate::components::{CsrfField, ErrorLine, when};
 
 #[component]
 pub fn AdminUsers() -> impl IntoView {
@@ -138,28 +138,9 @@ fn CreateUserForm(
     }
 }
 
-/// A Unix time as a UTC date. Computed from the number alone, so the server's rendering and the
-/// browser's hydration agree.
-fn when(ts: Option<i64>) -> String {
-    let Some(t) = ts else {
-        return "never".into();
-    };
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
-    let z = t.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} (UTC)")
-}
-
 #[cfg(test)]
 mod tests {
-    use super::when;
+    use crate::components::when;
 
     #[test]
     fn dates_are_civil_utc_dates() {

@@ -1,5 +1,5 @@
 // Page objects for the panel: what a person sees and does, by label and role.
-import { expect, Page } from "@playwright/test";
+import { expect, Locator, Page } from "@playwright/test";
 
 export async function hydrated(page: Page) {
   await page.locator('body[data-hydrated="true"]').waitFor();
@@ -78,4 +78,20 @@ export class AccountPage {
   async signOut() {
     await this.page.getByRole("button", { name: "Sign out" }).click();
   }
+}
+
+/** Signs in with a one-time password and chooses a new password, as a new account must. */
+export async function firstSignIn(page: Page, base: string, user: string, oneTime: string, chosen: string) {
+  const login = new LoginPage(page);
+  await login.open(base);
+  await login.signIn(user, oneTime);
+  await expect(page.getByRole("heading", { name: "Choose a new password" })).toBeVisible();
+  await hydrated(page);
+  await new PasswordForm(page).change(oneTime, chosen);
+  await expect(page.getByRole("heading", { name: /Welcome/ })).toBeVisible();
+}
+
+/** Opens a table row's "More" panel (a <details>), whether or not it is open already. */
+export async function openMore(row: Locator) {
+  await row.locator("details.more").evaluate((d) => ((d as HTMLDetailsElement).open = true));
 }

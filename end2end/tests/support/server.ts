@@ -8,13 +8,15 @@ import { join, resolve } from "node:path";
 
 export interface RunningServer {
   url: string;
+  /** The SSH gateway's port on 127.0.0.1. */
+  sshPort: number;
   adminPassword: string;
   /** Everything the server wrote to standard error (its log). */
   log(): string;
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((ok, fail) => {
     const srv = createServer();
     srv.once("error", fail);
@@ -29,6 +31,7 @@ function freePort(): Promise<number> {
 export async function startServer(): Promise<RunningServer> {
   const bin = resolve(process.env.JUMPGATE_BIN ?? "target/release/jumpgate");
   const port = await freePort();
+  const sshPort = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "jumpgate-e2e-"));
   const url = `http://127.0.0.1:${port}`;
   let stdout = "";
@@ -38,7 +41,7 @@ export async function startServer(): Promise<RunningServer> {
     env: {
       PATH: process.env.PATH,
       JUMPGATE_WEB_LISTEN: `127.0.0.1:${port}`,
-      JUMPGATE_SSH_LISTEN: "127.0.0.1:0",
+      JUMPGATE_SSH_LISTEN: `127.0.0.1:${sshPort}`,
       JUMPGATE_STORAGE_DATA_DIR: dataDir,
       JUMPGATE_STORAGE_DATABASE_URL: `sqlite://${dataDir}/jumpgate.db`,
       JUMPGATE_LOG_LEVEL: "debug",
@@ -67,6 +70,7 @@ export async function startServer(): Promise<RunningServer> {
 
   return {
     url,
+    sshPort,
     adminPassword,
     log: () => stderr,
     async stop() {

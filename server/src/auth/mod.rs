@@ -9,6 +9,8 @@
 mod admin;
 pub mod password;
 pub mod session;
+pub mod ssh;
+mod ssh_keys;
 pub mod totp;
 
 use std::net::IpAddr;
@@ -16,7 +18,8 @@ use std::time::Duration;
 
 use app::api::backend::{Backend, RequestContext, SetCookie};
 use app::api::{
-    ApiError, AuthMethod, LoginStep, Me, SessionInfo, TotpEnrollment, UserAction, UserSummary,
+    ApiError, AuthMethod, LoginStep, Me, SessionInfo, SshKeySummary, TotpEnrollment, UserAction,
+    UserSummary,
 };
 use tracing::{error, info, warn};
 
@@ -164,6 +167,29 @@ impl Auth {
         Ok(Some((SessionState::from_row(row), user)))
     }
 
+    /// The user a typed login names, and the subject its failures count under. Unknown names
+    /// count under their own subject, so probing names locks the same way as guessing
+    /// passwords and the answer never reveals whether a name exists.
+    async fn login_subject(&self, login: &str) -> Result<(Option<UserRow>, String), ServiceError> {
+        let user = self.storage.user_by_login(login).await?;
+        let subject = match &user {
+            Some(u) => account_subject(u.id),
+            None => format!("login:{}", login.to_lowercase()),
+        };
+        Ok((user, subject))
+    }
+
+    /// Checks a TOTP code for `user` and marks its time step used, so it is accepted once.
+    async fn consume_totp(&self, user: &UserRow, code: &str) -> Result<bool, ServiceError> {
+        let Some(secret) = user.totp_secret.as_deref() else {
+            return Ok(false);
+        };
+        match totp::matching_step(secret, code.trim(), totp::unix_time())? {
+            Some(step) => Ok(self.storage.consume_totp_step(user.id, step).await?),
+            None => Ok(false),
+        }
+    }
+
     async fn lock_remaining(&self, subject: &str) -> Result<Option<i64>, ServiceError> {
         let now = storage::now();
         Ok(self
@@ -288,6 +314,11 @@ impl Auth {
         Ok(auth)
     }
 
+    /// The signed-in user (with no password change pending), or `NotSignedIn`.
+    pub async fn require_signed_in(&self, ctx: &RequestContext) -> Result<Authenticated, ApiError> {
+        self.require_user(ctx, false).await
+    }
+
     /// The signed-in administrator, or `Forbidden`.
     pub async fn require_admin(&self, ctx: &RequestContext) -> Result<Authenticated, ApiError> {
         let auth = self.require_user(ctx, false).await?;
@@ -406,17 +437,7 @@ impl Backend for Auth {
             return Err(ApiError::InvalidCredentials);
         }
 
-        let user = self
-            .storage
-            .user_by_login(login)
-            .await
-            .map_err(ServiceError::from)?;
-        // Unknown names are counted under their own subject, so probing names locks the same
-        // way as guessing passwords and the answer never reveals whether a name exists.
-        let subject = match &user {
-            Some(u) => account_subject(u.id),
-            None => format!("login:{}", login.to_lowercase()),
-        };
+        let (user, subject) = self.login_subject(login).await?;
         self.check_locks(&subject, ctx.client_ip).await?;
 
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
@@ -470,20 +491,10 @@ impl Backend for Auth {
         let subject = account_subject(user.id);
         self.check_locks(&subject, ctx.client_ip).await?;
 
-        let Some(secret) = user.totp_secret.as_deref() else {
+        if user.totp_secret.is_none() {
             return Err(ApiError::SignInExpired);
-        };
-        let step =
-            totp::matching_step(secret, &code, totp::unix_time()).map_err(ServiceError::from)?;
-        let accepted = match step {
-            Some(step) => self
-                .storage
-                .consume_totp_step(user.id, step)
-                .await
-                .map_err(ServiceError::from)?,
-            None => false,
-        };
-        if !accepted {
+        }
+        if !self.consume_totp(&user, &code).await? {
             return Err(self
                 .fail(&subject, ctx.client_ip, ApiError::InvalidTotpCode)
                 .await);
@@ -628,6 +639,23 @@ impl Backend for Auth {
             .map_err(ServiceError::from)?;
         info!(user = %user.username, "TOTP disabled");
         Ok(())
+    }
+
+    async fn ssh_keys(&self, ctx: &RequestContext) -> Result<Vec<SshKeySummary>, ApiError> {
+        self.list_ssh_keys(ctx).await
+    }
+
+    async fn add_ssh_key(
+        &self,
+        ctx: &RequestContext,
+        name: String,
+        public_key: String,
+    ) -> Result<(), ApiError> {
+        self.register_ssh_key(ctx, name, public_key).await
+    }
+
+    async fn delete_ssh_key(&self, ctx: &RequestContext, id: i64) -> Result<(), ApiError> {
+        self.remove_ssh_key(ctx, id).await
     }
 
     async fn admin_users(&self, ctx: &RequestContext) -> Result<Vec<UserSummary>, ApiError> {

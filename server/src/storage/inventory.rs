@@ -73,7 +73,7 @@ pub enum GrantTarget {
 const SERVER_COLUMNS: &str = "id, name, group_id, host, port, login, description, auth_kind, \
      secret_sealed, passphrase_sealed, host_key";
 
-fn conflict(e: sqlx::Error, what: &'static str) -> StorageError {
+pub(super) fn conflict(e: sqlx::Error, what: &'static str) -> StorageError {
     if is_unique_violation(&e) {
         StorageError::Conflict(what)
     } else {
@@ -363,6 +363,19 @@ impl Storage {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Pins a host key unless one is pinned already; true when this call pinned it.
+    pub async fn pin_host_key_if_unset(&self, server_id: i64, key: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE servers SET host_key = $1, updated_at = $2 WHERE id = $3 AND host_key IS NULL",
+        )
+        .bind(key)
+        .bind(now())
+        .bind(server_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn delete_server(&self, server_id: i64) -> Result<bool> {

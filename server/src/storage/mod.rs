@@ -7,6 +7,8 @@
 //! This module knows rows, not rules: who may sign in, and when, is decided in `auth`.
 
 mod inventory;
+mod navigation;
+mod ssh_keys;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -36,6 +38,7 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 pub use inventory::{
     GrantRow, GrantTarget, Grantee, NewServer, ServerGroupRow, ServerRow, UserGroupRow,
 };
+pub use ssh_keys::SshKeyRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbKind {

@@ -5,6 +5,7 @@
 //! `JUMPGATE_TEST_REQUIRE_POSTGRES=1` its absence is a failure rather than a skip.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod gateway;
 pub mod sshd;
 
 use jumpgate::storage::Storage;

@@ -63,7 +63,8 @@ impl Sshd {
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nUsePAM no\nStrictModes no\n\
-             PasswordAuthentication yes\nKbdInteractiveAuthentication no\nLogLevel ERROR\n",
+             PasswordAuthentication yes\nKbdInteractiveAuthentication no\nLogLevel ERROR\n\
+             MaxStartups 200\nMaxSessions 200\nSubsystem sftp internal-sftp\n",
             port = self.port
         );
         std::fs::write(self.config_path(), config).expect("sshd_config");
@@ -87,6 +88,17 @@ impl Sshd {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Lets the holder of `public_line` (an OpenSSH public key) sign in as any account.
+    pub fn authorize(&self, public_line: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("authorized_keys"))
+            .expect("authorized_keys");
+        writeln!(f, "{}", public_line.trim()).expect("write authorized_keys");
     }
 
     /// Replaces the host key and restarts on the same port, as a reinstalled server would.

@@ -1,0 +1,440 @@
+//! One client connection: sign-in by keyboard-interactive prompts, then channels.
+//!
+//! Sign-in asks `Password:`, then `Security code:`, then `Verification code:` when the account
+//! has TOTP, each in its own round so that every client shows them one at a time. A wrong answer
+//! is told in the instructions of the next round, which starts again at the password; a refusal
+//! that trying again cannot fix (lockout, secrets not set) is told in a last round without
+//! prompts, after which the method fails.
+//!
+//! A public key the person registered under Account replaces the password and the security
+//! code; with TOTP on, the key only partly signs in and keyboard-interactive then asks for the
+//! verification code alone.
+//!
+//! The user name may carry a target: `alice:web01` signs in as `alice` and sends every session
+//! channel straight to `web01`.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use russh::server::{
+    self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey,
+};
+use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
+use tracing::{Instrument, Span, info, warn};
+use zeroize::Zeroizing;
+
+use super::channel::{self, SessionCtx};
+use super::registry::ConnState;
+use super::{Shared, relay};
+use crate::auth::ssh::{FirstFactors, SshSignInError};
+use crate::settings;
+use crate::storage::UserRow;
+
+/// Wrong answers accepted in one keyboard-interactive exchange before it fails.
+const TRIES_PER_EXCHANGE: u32 = 3;
+
+/// Longest user name (with `:target`) taken.
+const MAX_USER_LEN: usize = 400;
+
+enum Stage {
+    /// Waiting for the password.
+    Password,
+    /// Waiting for the security code.
+    Code { password: Zeroizing<String> },
+    /// Waiting for the verification code of a user whose first factors were right.
+    Totp { user: Box<UserRow> },
+    /// A final message was shown; the next answer ends the method.
+    Refused,
+}
+
+pub struct Connection {
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    span: Span,
+    stage: Stage,
+    wrong: u32,
+    /// A user who proved a registered key and still owes the verification code, with the key.
+    key_user: Option<(Box<UserRow>, i64)>,
+    signed_in: Option<SignedIn>,
+}
+
+struct SignedIn {
+    user: UserRow,
+    target: Option<String>,
+}
+
+/// Splits `alice:web01` into the login and the target.
+pub fn split_user(name: &str) -> (&str, Option<&str>) {
+    match name.split_once(':') {
+        Some((login, target)) if !target.trim().is_empty() => (login, Some(target.trim())),
+        Some((login, _)) => (login, None),
+        None => (name, None),
+    }
+}
+
+fn prompt(text: &'static str, instructions: String) -> Auth {
+    Auth::Partial {
+        name: Cow::Borrowed(""),
+        instructions: Cow::Owned(instructions),
+        prompts: Cow::Owned(vec![(Cow::Borrowed(text), false)]),
+    }
+}
+
+const PASSWORD: &str = "Password: ";
+const SECURITY_CODE: &str = "Security code: ";
+const VERIFICATION_CODE: &str = "Verification code: ";
+
+fn answer(response: Option<Response<'_>>) -> Zeroizing<String> {
+    let first = response.and_then(|mut r| r.next());
+    Zeroizing::new(
+        first
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+            .unwrap_or_default(),
+    )
+}
+
+impl Connection {
+    pub fn new(shared: Arc<Shared>, conn: Arc<ConnState>, span: Span) -> Self {
+        Connection {
+            shared,
+            conn,
+            span,
+            stage: Stage::Password,
+            wrong: 0,
+            key_user: None,
+            signed_in: None,
+        }
+    }
+
+    /// Shows `message` in a round without prompts; the method fails after it.
+    fn refuse(&mut self, message: String) -> Auth {
+        self.stage = Stage::Refused;
+        Auth::Partial {
+            name: Cow::Borrowed(""),
+            instructions: Cow::Owned(message),
+            prompts: Cow::Owned(Vec::new()),
+        }
+    }
+
+    /// A wrong answer: ask again from `again`, or give up after too many.
+    fn wrong_answer(&mut self, e: SshSignInError, again: Stage) -> Auth {
+        self.wrong += 1;
+        if self.wrong >= TRIES_PER_EXCHANGE {
+            return self.refuse(e.to_string());
+        }
+        let text = match again {
+            Stage::Totp { .. } => VERIFICATION_CODE,
+            _ => PASSWORD,
+        };
+        self.stage = again;
+        prompt(text, format!("{e} Try again."))
+    }
+
+    async fn finish(&mut self, user: UserRow, target: Option<&str>) -> Auth {
+        let max = settings::get_i64(self.shared.storage(), settings::SSH_MAX_SESSIONS_PER_USER)
+            .await
+            .unwrap_or(10);
+        let open = self.shared.registry.sessions_of(user.id);
+        // Two sign-ins racing here may both pass; the limit is a guard against runaway scripts,
+        // not an exact quota.
+        if i64::try_from(open).unwrap_or(i64::MAX) >= max {
+            info!(user = %user.username, open, "refused: too many SSH connections");
+            return self.refuse(format!(
+                "You already have {open} open gateway connections, the most allowed. Close one and connect again."
+            ));
+        }
+        self.conn.set_user(user.id, &user.username);
+        self.span.record("user", user.username.as_str());
+        if let Some(t) = target {
+            self.span.record("target", t);
+        }
+        self.signed_in = Some(SignedIn {
+            user,
+            target: target.map(str::to_string),
+        });
+        Auth::Accept
+    }
+
+    fn session_ctx(&self, session: &Session) -> Option<SessionCtx> {
+        let signed_in = self.signed_in.as_ref()?;
+        Some(SessionCtx {
+            shared: self.shared.clone(),
+            user: signed_in.user.clone(),
+            target: signed_in.target.clone(),
+            handle: session.handle(),
+        })
+    }
+}
+
+impl server::Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(Auth::reject())
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        if user.len() > MAX_USER_LEN {
+            return Ok(Auth::reject());
+        }
+        let (login, target) = split_user(user);
+        let ip = self.conn.peer.ip();
+        if response.is_none() {
+            // A new exchange (the client's first, or its retry after a failure). How many a
+            // connection gets is bounded by the server's `max_auth_attempts`.
+            self.wrong = 0;
+            if let Some((user, _)) = &self.key_user {
+                // The key stood in for password and security code; only the code is left.
+                self.stage = Stage::Totp { user: user.clone() };
+                return Ok(prompt(VERIFICATION_CODE, String::new()));
+            }
+            self.stage = Stage::Password;
+            return Ok(prompt(PASSWORD, String::new()));
+        }
+        let given = answer(response);
+        let stage = std::mem::replace(&mut self.stage, Stage::Refused);
+        let auth = self.shared.auth.clone();
+        let outcome = match stage {
+            Stage::Password => {
+                self.stage = Stage::Code { password: given };
+                prompt(SECURITY_CODE, String::new())
+            }
+            Stage::Code { password } => {
+                match auth.ssh_first_factors(login, &password, &given, ip).await {
+                    Ok(FirstFactors::Done(user)) => self.finish(*user, target).await,
+                    Ok(FirstFactors::NeedsTotp(user)) => {
+                        self.stage = Stage::Totp { user };
+                        prompt(VERIFICATION_CODE, String::new())
+                    }
+                    Err(e @ SshSignInError::InvalidCredentials) => {
+                        self.wrong_answer(e, Stage::Password)
+                    }
+                    Err(e) => self.refuse(e.to_string()),
+                }
+            }
+            Stage::Totp { user } => match auth.ssh_totp(&user, &given, ip).await {
+                Ok(fresh) => {
+                    if let Some((_, key_id)) = &self.key_user
+                        && let Err(e) = self.shared.storage().touch_ssh_key(*key_id).await
+                    {
+                        warn!(error = %e, "could not record the key's use");
+                    }
+                    self.finish(fresh, target).await
+                }
+                Err(e @ SshSignInError::InvalidTotpCode) => {
+                    self.wrong_answer(e, Stage::Totp { user })
+                }
+                Err(e) => self.refuse(e.to_string()),
+            },
+            Stage::Refused => Auth::reject(),
+        };
+        Ok(outcome)
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // Only keys registered to this login are worth a signature; others fail here cheaply.
+        let (login, _) = split_user(user);
+        match self
+            .shared
+            .auth
+            .ssh_key_owner(login, offer.public_key)
+            .await
+        {
+            Ok(Some(_)) => Ok(Auth::Accept),
+            _ => Ok(Auth::reject()),
+        }
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        if user.len() > MAX_USER_LEN {
+            return Ok(Auth::reject());
+        }
+        let (login, target) = split_user(user);
+        let owner = match self.shared.auth.ssh_key_owner(login, key.public_key).await {
+            Ok(Some(owner)) => owner,
+            Ok(None) => return Ok(Auth::reject()),
+            Err(e) => {
+                warn!(error = %e, "could not check an SSH key");
+                return Ok(Auth::reject());
+            }
+        };
+        let (user, key_id) = owner;
+        if user.totp_secret.is_some() {
+            // Partly signed in: the client goes on with keyboard-interactive, which asks only
+            // for the verification code.
+            self.key_user = Some((Box::new(user), key_id));
+            return Ok(Auth::Reject {
+                proceed_with_methods: Some(MethodSet::from(&[MethodKind::KeyboardInteractive][..])),
+                partial_success: true,
+            });
+        }
+        if let Err(e) = self
+            .shared
+            .auth
+            .ssh_key_signed_in(&user, key_id, self.conn.peer.ip())
+            .await
+        {
+            warn!(error = %e, "could not record a key sign-in");
+        }
+        Ok(self.finish(user, target).await)
+    }
+
+    async fn data(
+        &mut self,
+        _channel: ChannelId,
+        _data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.conn.touch();
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(ctx) = self.session_ctx(session) else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        reply.accept().await;
+        self.conn.touch();
+        tokio::spawn(channel::run(ctx, channel).instrument(self.span.clone()));
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(ctx) = self.session_ctx(session) else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let host = host_to_connect.to_string();
+        // Checked and connected in a task: the handler must stay free for the other channels.
+        tokio::spawn(
+            relay::forward_tcp(ctx, host, port_to_connect, channel, reply)
+                .instrument(self.span.clone()),
+        );
+        Ok(())
+    }
+
+    // The channel task reads every request too (russh hands both of us each one); the
+    // handler only answers them, since the answer must go out before the next message.
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _variable_name: &str,
+        _variable_value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Environment variables are not passed on to targets.
+        session.channel_failure(channel)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        // Remote forwarding would open a listener on the gateway itself.
+        warn!(
+            address,
+            port = *port,
+            "refused a remote port forwarding request"
+        );
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_ride_in_the_user_name() {
+        assert_eq!(split_user("alice"), ("alice", None));
+        assert_eq!(split_user("alice:web01"), ("alice", Some("web01")));
+        assert_eq!(split_user("alice:"), ("alice", None));
+        assert_eq!(split_user("a@b.c:db:1"), ("a@b.c", Some("db:1")));
+    }
+}

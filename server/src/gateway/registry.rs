@@ -1,0 +1,165 @@
+//! Every open gateway connection, and the watchdog that ends the ones that must end: sign-in
+//! taking too long, no input for longer than the idle setting, or an account that was disabled
+//! or deleted while connected.
+//!
+//! The watchdog reads the account state from storage, so a change made on any node (web panel,
+//! `jumpgate user disable`) reaches connections on every node within one tick.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use russh::Disconnect;
+use tracing::{info, warn};
+
+use super::Shared;
+use crate::settings;
+
+/// How often the watchdog looks.
+const TICK: Duration = Duration::from_secs(5);
+
+/// One TCP connection to the gateway.
+pub struct ConnState {
+    pub id: u64,
+    pub peer: SocketAddr,
+    opened: Instant,
+    /// When the person last sent anything, in milliseconds after `opened`.
+    last_input_ms: AtomicU64,
+    /// The signed-in user's id and name, once sign-in succeeded.
+    user: OnceLock<(i64, String)>,
+    handle: OnceLock<russh::server::Handle>,
+}
+
+impl ConnState {
+    /// Notes input from the person, for the idle timeout.
+    pub fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_input_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_input_ms.load(Ordering::Relaxed));
+        self.opened.elapsed().saturating_sub(last)
+    }
+
+    pub fn set_user(&self, id: i64, name: &str) {
+        let _ = self.user.set((id, name.to_string()));
+    }
+
+    pub fn user_id(&self) -> Option<i64> {
+        self.user.get().map(|(id, _)| *id)
+    }
+
+    pub fn set_handle(&self, handle: russh::server::Handle) {
+        let _ = self.handle.set(handle);
+    }
+
+    /// Ends the connection with `reason`, which the client shows to the person.
+    async fn end(&self, reason: &str) {
+        if let Some(h) = self.handle.get() {
+            let _ = h
+                .disconnect(Disconnect::ByApplication, reason.to_string(), "en".into())
+                .await;
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Registry {
+    next: AtomicU64,
+    conns: Mutex<HashMap<u64, Arc<ConnState>>>,
+}
+
+impl Registry {
+    pub fn open(&self, peer: SocketAddr) -> Arc<ConnState> {
+        let conn = Arc::new(ConnState {
+            id: self.next.fetch_add(1, Ordering::Relaxed) + 1,
+            peer,
+            opened: Instant::now(),
+            last_input_ms: AtomicU64::new(0),
+            user: OnceLock::new(),
+            handle: OnceLock::new(),
+        });
+        if let Ok(mut map) = self.conns.lock() {
+            map.insert(conn.id, conn.clone());
+        }
+        conn
+    }
+
+    pub fn close(&self, id: u64) {
+        if let Ok(mut map) = self.conns.lock() {
+            map.remove(&id);
+        }
+    }
+
+    /// Signed-in connections of `user_id`.
+    pub fn sessions_of(&self, user_id: i64) -> usize {
+        self.snapshot()
+            .iter()
+            .filter(|c| c.user_id() == Some(user_id))
+            .count()
+    }
+
+    fn snapshot(&self) -> Vec<Arc<ConnState>> {
+        self.conns
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Runs forever, ending connections that must end.
+pub(super) async fn watchdog(shared: Arc<Shared>, login_grace: Duration) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let conns = shared.registry.snapshot();
+        if conns.is_empty() {
+            continue;
+        }
+        let idle_limit = settings::get_i64(shared.storage(), settings::SSH_IDLE_MINUTES)
+            .await
+            .unwrap_or(30);
+        let idle_limit = Duration::from_secs(u64::try_from(idle_limit).unwrap_or(30) * 60);
+
+        // Accounts that may no longer be connected. A storage error keeps connections open:
+        // failing to read is not evidence that an account was disabled.
+        let users: HashSet<i64> = conns.iter().filter_map(|c| c.user_id()).collect();
+        let mut gone = HashSet::new();
+        for id in users {
+            match shared.storage().user_by_id(id).await {
+                Ok(Some(u)) if u.is_active() => {}
+                Ok(_) => {
+                    gone.insert(id);
+                }
+                Err(e) => warn!(error = %e, "could not check accounts of open SSH connections"),
+            }
+        }
+
+        for conn in conns {
+            let reason = match conn.user_id() {
+                None if conn.opened.elapsed() > login_grace => {
+                    Some("Sign-in took too long. Connect again.")
+                }
+                None => None,
+                Some(id) if gone.contains(&id) => {
+                    Some("Your account was disabled. Ask an administrator.")
+                }
+                Some(_) if conn.idle_for() > idle_limit => {
+                    Some("Disconnected after being idle too long. Connect again.")
+                }
+                Some(_) => None,
+            };
+            if let Some(reason) = reason {
+                let user = conn.user.get().map(|(_, n)| n.as_str()).unwrap_or("");
+                info!(conn = conn.id, client = %conn.peer, user, reason, "ending SSH connection");
+                // In its own task: a connection whose event queue is full must not stall the
+                // watchdog for everyone else.
+                tokio::spawn(async move { conn.end(reason).await });
+            }
+        }
+    }
+}
