@@ -15,6 +15,8 @@ pub const ADMIN_ACCESS: &str = "/admin/access";
 pub const HEALTHZ: &str = "/healthz";
 /// JSON description of the signed-in user.
 pub const API_ME: &str = "/api/me";
+/// The browser console's WebSocket (see the server's `webssh` module for the protocol).
+pub const CONSOLE_WS: &str = "/api/console/ws";
 /// Prefix of the WASM, JS and CSS bundle.
 pub const PKG_PREFIX: &str = "/pkg/";
 

@@ -37,6 +37,8 @@ pub struct HttpState {
     pub auth: Auth,
     /// Backend of the Servers and Access pages.
     pub inventory: SharedInventory,
+    /// Opens target sessions for the browser console.
+    pub onward: crate::onward::Onward,
     pub leptos: LeptosOptions,
     /// `scheme://host[:port]` of `web.public_url`.
     pub public_origin: String,
@@ -73,6 +75,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route(paths::HEALTHZ, get(healthz))
         .route(paths::API_ME, get(api_me))
+        .route(paths::CONSOLE_WS, get(crate::webssh::upgrade))
         .leptos_routes_with_context(&state, routes, context.clone(), shell.clone())
         .fallback(move |State(st): State<HttpState>, req: Request<Body>| {
             let render =

@@ -4,7 +4,8 @@
 //! administration commands) use the services `auth` (sign-in, sessions, account changes),
 //! `inventory` (groups, servers, grants), `access` (who reaches what) and `vault` (sealed
 //! credentials), which use `settings` and `storage`. `gateway` is the native SSH front door
-//! (russh server, server menu) and `upstream` the gateway's own SSH client to targets. `config` is read once at start; `assets`
+//! (russh server, server menu), `webssh` the browser console's WebSocket, and both open target
+//! sessions through `onward`, which uses `upstream`, the gateway's own SSH client. `config` is read once at start; `assets`
 //! serves the built front end; `serve` wires everything together.
 
 pub mod access;
@@ -16,9 +17,11 @@ pub mod gateway;
 pub mod http;
 pub mod inventory;
 pub mod logging;
+pub mod onward;
 pub mod panel;
 pub mod serve;
 pub mod settings;
 pub mod storage;
 pub mod upstream;
 pub mod vault;
+pub mod webssh;

@@ -62,20 +62,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         vault.clone(),
         crate::upstream::gateway_public_line(&gateway_key),
     ));
+    let onward = crate::onward::Onward {
+        storage: storage.clone(),
+        vault,
+        gateway_key: Arc::new(gateway_key),
+    };
     let host_key = gateway::host_key(&config.data_dir)?;
     let ssh_listener = gateway::bind(config.ssh_listen).await?;
     tokio::spawn(gateway::run(
         ssh_listener,
         gateway::Deps {
             auth: auth.clone(),
-            vault,
-            gateway_key: Arc::new(gateway_key),
+            onward: onward.clone(),
         },
         host_key,
     ));
     let state = HttpState {
         auth,
         inventory,
+        onward,
         leptos,
         public_origin: config.public_origin(),
         assets,

@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use jumpgate::assets::Assets;
 use jumpgate::auth::{Auth, session};
 use jumpgate::http::{HttpState, router};
+use jumpgate::onward::Onward;
 use jumpgate::panel::InventoryPanel;
 use jumpgate::vault::{MasterKey, Vault};
 use leptos::prelude::LeptosOptions;
@@ -23,9 +24,19 @@ async fn app() -> (axum::Router, Auth, common::TestDb) {
     let db = common::databases().await.remove(0);
     let auth = Auth::new(db.storage.clone(), false);
     let vault = Arc::new(Vault::new(&MasterKey::generate()));
+    let dir = tempfile::tempdir().unwrap();
     let state = HttpState {
         auth: auth.clone(),
-        inventory: Arc::new(InventoryPanel::new(auth.clone(), vault, String::new())),
+        inventory: Arc::new(InventoryPanel::new(
+            auth.clone(),
+            vault.clone(),
+            String::new(),
+        )),
+        onward: Onward {
+            storage: db.storage.clone(),
+            vault,
+            gateway_key: Arc::new(jumpgate::upstream::gateway_key(dir.path()).unwrap()),
+        },
         leptos: LeptosOptions::builder().output_name("jumpgate").build(),
         public_origin: "http://gate.test".into(),
         assets: Arc::new(Assets::discover()),

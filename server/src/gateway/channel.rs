@@ -15,8 +15,9 @@ use russh::server::Msg;
 use russh::{Channel, ChannelMsg, ChannelWriteHalf};
 use tracing::{Instrument, info};
 
-use super::relay::{self, Ended, Pty, Request, WindowSize};
+use super::relay::{self, Ended};
 use super::{Shared, menu};
+use crate::onward::{Pty, Request, WindowSize};
 use crate::storage::UserRow;
 
 /// What a channel task knows about its connection.

@@ -11,8 +11,9 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use tracing::{Instrument, info, warn};
 
 use super::channel::SessionCtx;
-use super::relay::{self, Pty, Request, WindowSize};
+use super::relay;
 use crate::access;
+use crate::onward::{Pty, Request, WindowSize};
 
 /// Switches to the terminal's alternate screen, so the menu leaves the scrollback alone.
 const ENTER_SCREEN: &str = "\x1b[?1049h";

@@ -10,7 +10,7 @@
 //! - [`channel`]: one task per session channel, deciding between menu, shell, command and
 //!   subsystem;
 //! - [`menu`]: the full-screen server menu, drawn with ANSI sequences;
-//! - [`relay`]: the onward connection to the target and the byte pumps both ways;
+//! - [`relay`]: the byte pumps both ways, over a target session opened by [`crate::onward`];
 //! - [`registry`]: every open connection, so that limits, idle timeouts and disabled accounts
 //!   are enforced while connections run.
 //!
@@ -36,8 +36,8 @@ use tokio::net::TcpListener;
 use tracing::{Instrument, info, warn};
 
 use crate::auth::Auth;
+use crate::onward::Onward;
 use crate::upstream::{self, UpstreamError};
-use crate::vault::Vault;
 
 pub use registry::Registry;
 
@@ -50,16 +50,14 @@ const LOGIN_GRACE: Duration = Duration::from_secs(120);
 /// What the gateway needs from the rest of Jumpgate.
 pub struct Deps {
     pub auth: Auth,
-    pub vault: Arc<Vault>,
-    /// The key the gateway signs in to targets with when a server is set to use it.
-    pub gateway_key: Arc<PrivateKey>,
+    /// Opens sessions on targets (shared with the browser console).
+    pub onward: Onward,
 }
 
 /// State shared by every connection.
 pub(crate) struct Shared {
     auth: Auth,
-    vault: Arc<Vault>,
-    gateway_key: Arc<PrivateKey>,
+    onward: Onward,
     registry: Arc<Registry>,
 }
 
@@ -164,8 +162,7 @@ pub async fn run(listener: TcpListener, deps: Deps, host_key: PrivateKey) {
     let registry = Arc::new(Registry::default());
     let shared = Arc::new(Shared {
         auth: deps.auth,
-        vault: deps.vault,
-        gateway_key: deps.gateway_key,
+        onward: deps.onward,
         registry: registry.clone(),
     });
     tokio::spawn(registry::watchdog(shared.clone(), LOGIN_GRACE));

@@ -1,5 +1,5 @@
-//! The onward half of a gateway session: checks that the user may reach the server, signs in
-//! to it with the stored credential, and moves bytes both ways.
+//! The onward half of a gateway session: opens the target through [`crate::onward`] (access
+//! check, stored credential, pinned host key) and moves bytes both ways.
 //!
 //! Each direction is its own loop, so a slow side only slows its own direction. Data is moved
 //! one SSH packet at a time and every write waits for the receiver's window, so memory per
@@ -16,75 +16,7 @@ use tracing::{info, warn};
 
 use super::channel::SessionCtx;
 use crate::access;
-use crate::upstream::{self, UpstreamError};
-
-/// What the client asked to run.
-#[derive(Debug, Clone)]
-pub enum Request {
-    Shell,
-    Exec(Vec<u8>),
-    Subsystem(String),
-}
-
-impl Request {
-    /// For logs: the kind of request, never the command line (it may hold secrets).
-    pub fn describe(&self) -> String {
-        match self {
-            Request::Shell => "shell".into(),
-            Request::Exec(_) => "exec".into(),
-            Request::Subsystem(name) => format!("subsystem {name}"),
-        }
-    }
-}
-
-/// The client's terminal.
-#[derive(Debug, Clone)]
-pub struct Pty {
-    pub term: String,
-    pub cols: u32,
-    pub rows: u32,
-    pub pix_width: u32,
-    pub pix_height: u32,
-    pub modes: Vec<(russh::Pty, u32)>,
-}
-
-impl Pty {
-    pub fn resize(&mut self, size: WindowSize) {
-        self.cols = size.cols;
-        self.rows = size.rows;
-        self.pix_width = size.pix_width;
-        self.pix_height = size.pix_height;
-    }
-}
-
-/// A terminal size, from a window-change request.
-#[derive(Debug, Clone, Copy)]
-pub struct WindowSize {
-    pub cols: u32,
-    pub rows: u32,
-    pub pix_width: u32,
-    pub pix_height: u32,
-}
-
-impl WindowSize {
-    /// The new size if `msg` is a window change.
-    pub fn of(msg: &ChannelMsg) -> Option<Self> {
-        match *msg {
-            ChannelMsg::WindowChange {
-                col_width,
-                row_height,
-                pix_width,
-                pix_height,
-            } => Some(WindowSize {
-                cols: col_width,
-                rows: row_height,
-                pix_width,
-                pix_height,
-            }),
-            _ => None,
-        }
-    }
-}
+use crate::onward::{self, OpenError, Pty, Request, TargetSession, WindowSize};
 
 /// A signal that ended the program on the target.
 #[derive(Debug, Clone)]
@@ -113,20 +45,6 @@ impl Ended {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RelayError {
-    #[error("no server called `{0}` is available to you")]
-    NotGranted(String),
-    #[error("your account is disabled")]
-    Disabled,
-    #[error("{0}")]
-    Upstream(#[from] UpstreamError),
-    #[error("{server} refused to start the {what}")]
-    RequestRefused { server: String, what: String },
-    #[error("the gateway could not look up the server; try again later")]
-    Storage,
-}
-
 /// Opens `name` for the user in `ctx` and relays until either side ends. With
 /// `forward_eof` false (the menu), the target's end of output is not passed on, because the
 /// client's channel lives on.
@@ -138,93 +56,25 @@ pub async fn run(
     rx: &mut ChannelReadHalf,
     tx: &Arc<ChannelWriteHalf<Msg>>,
     forward_eof: bool,
-) -> Result<Ended, RelayError> {
-    let storage = ctx.shared.storage();
-    // Asked again at every connection: grants and the account may have changed since sign-in.
-    let user = storage
-        .user_by_id(ctx.user.id)
-        .await
-        .map_err(|_| RelayError::Storage)?
-        .filter(|u| u.is_active())
-        .ok_or(RelayError::Disabled)?;
-    let server = access::reachable_server(storage, &user, name)
-        .await
-        .map_err(|_| RelayError::Storage)?
-        .ok_or_else(|| RelayError::NotGranted(name.to_string()))?;
-
-    let secret = upstream::open_credential(&ctx.shared.vault, &ctx.shared.gateway_key, &server)?;
-    let handle = upstream::connect(storage, &server, secret).await?;
-    if let Err(e) = storage.touch_recent(user.id, server.id).await {
-        warn!(error = %e, "could not record the server as recently used");
-    }
-    info!(server = %server.name, host = %server.host, port = server.port, login = %server.login, "connected to target");
-
-    let protocol = |e: russh::Error| {
-        RelayError::Upstream(UpstreamError::Protocol {
-            server: server.name.clone(),
-            detail: e.to_string(),
-        })
-    };
-    let target = handle.channel_open_session().await.map_err(protocol)?;
-    let mut replies = 1;
-    if let Some(p) = pty.as_ref() {
-        target
-            .request_pty(
-                true,
-                &p.term,
-                p.cols,
-                p.rows,
-                p.pix_width,
-                p.pix_height,
-                &p.modes,
-            )
-            .await
-            .map_err(protocol)?;
-        replies += 1;
-    }
-    match &request {
-        Request::Shell => target.request_shell(true).await,
-        Request::Exec(command) => target.exec(true, command.clone()).await,
-        Request::Subsystem(name) => target.request_subsystem(true, name.clone()).await,
-    }
-    .map_err(protocol)?;
-
-    let (mut target_rx, target_tx) = target.split();
-    let mut early = Vec::new();
-    while replies > 0 {
-        match target_rx.wait().await {
-            Some(ChannelMsg::Success) => replies -= 1,
-            Some(ChannelMsg::Failure) => {
-                // A refused terminal still allows the command; a refused request does not.
-                if replies == 1 {
-                    let _ = handle
-                        .disconnect(russh::Disconnect::ByApplication, "", "en")
-                        .await;
-                    return Err(RelayError::RequestRefused {
-                        server: server.name.clone(),
-                        what: request.describe(),
-                    });
-                }
-                replies -= 1;
-            }
-            Some(msg @ (ChannelMsg::Data { .. } | ChannelMsg::ExtendedData { .. })) => {
-                early.push(msg)
-            }
-            Some(ChannelMsg::Close) | None => {
-                return Err(RelayError::RequestRefused {
-                    server: server.name.clone(),
-                    what: request.describe(),
-                });
-            }
-            Some(_) => {}
-        }
-    }
-
+) -> Result<Ended, OpenError> {
+    let session = onward::open(
+        &ctx.shared.onward,
+        ctx.user.id,
+        name,
+        pty.as_ref(),
+        &request,
+    )
+    .await?;
+    let TargetSession {
+        handle,
+        rx: target_rx,
+        tx: target_tx,
+        early,
+        ..
+    } = session;
     let outbound = tokio::spawn(to_client(early, target_rx, tx.clone(), forward_eof));
     let ended = to_target(rx, &target_tx, pty, outbound).await;
-    let _ = handle
-        .disconnect(russh::Disconnect::ByApplication, "", "en")
-        .await;
+    TargetSession::close(&handle).await;
     Ok(ended)
 }
 
@@ -342,7 +192,7 @@ pub async fn forward_tcp(
     channel: Channel<Msg>,
     reply: ChannelOpenHandle,
 ) {
-    let storage = ctx.shared.storage();
+    let storage = &ctx.shared.onward.storage;
     let user = match storage.user_by_id(ctx.user.id).await {
         Ok(Some(u)) if u.is_active() => u,
         _ => {

@@ -58,8 +58,11 @@ impl Gateway {
             listener,
             gateway::Deps {
                 auth: Auth::new(storage.clone(), false),
-                vault: vault.clone(),
-                gateway_key: Arc::new(gateway_key),
+                onward: jumpgate::onward::Onward {
+                    storage: storage.clone(),
+                    vault: vault.clone(),
+                    gateway_key: Arc::new(gateway_key),
+                },
             },
             host_key,
         ));
