@@ -218,10 +218,14 @@ async fn direct_exec_scp_and_sftp_reach_the_named_server() {
         .unwrap();
     assert!(status.success());
     let remote = format!("/tmp/jumpgate-test-{}.bin", std::process::id());
+    // scp's own user@host:path form, with the target after an `@`.
     let out = client
         .scp(
-            "bob:web01",
-            &[original.to_str().unwrap(), &format!("127.0.0.1:{remote}")],
+            "",
+            &[
+                original.to_str().unwrap(),
+                &format!("bob@web01@127.0.0.1:{remote}"),
+            ],
         )
         .await;
     assert!(out.status.success(), "scp: {}", text(&out.stderr));
@@ -274,6 +278,15 @@ async fn direct_exec_scp_and_sftp_reach_the_named_server() {
     let listing = text(&out.stdout);
     assert!(listing.starts_with("alpha\n"), "{listing}");
     assert!(listing.contains(&sha256_of(&original)), "{listing}");
+
+    // An email address signs in too, and is not read as a target; one more `@` names it.
+    let out = client.ssh("bob@example.test", &["nosuch2"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no server called `nosuch2`"));
+    let out = client
+        .ssh("bob@example.test@web01", &["echo via-email"])
+        .await;
+    assert_eq!(text(&out.stdout), "via-email\n", "{}", text(&out.stderr));
 
     // Unknown and ungranted names get one line and status 1.
     let out = client.ssh("bob:nosuch", &["true"]).await;

@@ -10,8 +10,8 @@
 //! code; with TOTP on, the key only partly signs in and keyboard-interactive then asks for the
 //! verification code alone.
 //!
-//! The user name may carry a target: `alice:web01` signs in as `alice` and sends every session
-//! channel straight to `web01`.
+//! The user name may carry a target: `alice:web01` (or `alice@web01`, which scp and sftp can
+//! carry) signs in as `alice` and sends every session channel straight to `web01`.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -55,6 +55,8 @@ pub struct Connection {
     wrong: u32,
     /// A user who proved a registered key and still owes the verification code, with the key.
     key_user: Option<(Box<UserRow>, i64)>,
+    /// The last user name given and what it was read as (login, target).
+    resolved: Option<(String, (String, Option<String>))>,
     signed_in: Option<SignedIn>,
 }
 
@@ -64,7 +66,7 @@ struct SignedIn {
 }
 
 /// Splits `alice:web01` into the login and the target.
-pub fn split_user(name: &str) -> (&str, Option<&str>) {
+fn split_user(name: &str) -> (&str, Option<&str>) {
     match name.split_once(':') {
         Some((login, target)) if !target.trim().is_empty() => (login, Some(target.trim())),
         Some((login, _)) => (login, None),
@@ -102,8 +104,39 @@ impl Connection {
             stage: Stage::Password,
             wrong: 0,
             key_user: None,
+            resolved: None,
             signed_in: None,
         }
+    }
+
+    /// Reads the user name as login and target: `alice:web01`, or `alice@web01` (the form scp
+    /// and sftp can carry, as in `scp f alice@web01@gateway:/tmp/`). A name that is itself a
+    /// login (an email address) is not split.
+    async fn resolve(&mut self, name: &str) -> (String, Option<String>) {
+        if let Some((given, read)) = &self.resolved
+            && given == name
+        {
+            return read.clone();
+        }
+        let read = match split_user(name) {
+            (login, Some(target)) => (login.to_string(), Some(target.to_string())),
+            (login, None) => match login.rsplit_once('@') {
+                Some((user, target)) if !user.is_empty() && !target.is_empty() => {
+                    let is_login = matches!(
+                        self.shared.storage().user_by_login(login).await,
+                        Ok(Some(_))
+                    );
+                    if is_login {
+                        (login.to_string(), None)
+                    } else {
+                        (user.to_string(), Some(target.to_string()))
+                    }
+                }
+                _ => (login.to_string(), None),
+            },
+        };
+        self.resolved = Some((name.to_string(), read.clone()));
+        read
     }
 
     /// Shows `message` in a round without prompts; the method fails after it.
@@ -182,7 +215,8 @@ impl server::Handler for Connection {
         if user.len() > MAX_USER_LEN {
             return Ok(Auth::reject());
         }
-        let (login, target) = split_user(user);
+        let (login, target) = self.resolve(user).await;
+        let (login, target) = (login.as_str(), target.as_deref());
         let ip = self.conn.peer.ip();
         if response.is_none() {
             // A new exchange (the client's first, or its retry after a failure). How many a
@@ -242,11 +276,14 @@ impl server::Handler for Connection {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         // Only keys registered to this login are worth a signature; others fail here cheaply.
-        let (login, _) = split_user(user);
+        if user.len() > MAX_USER_LEN {
+            return Ok(Auth::reject());
+        }
+        let (login, _) = self.resolve(user).await;
         match self
             .shared
             .auth
-            .ssh_key_owner(login, offer.public_key)
+            .ssh_key_owner(&login, offer.public_key)
             .await
         {
             Ok(Some(_)) => Ok(Auth::Accept),
@@ -262,8 +299,9 @@ impl server::Handler for Connection {
         if user.len() > MAX_USER_LEN {
             return Ok(Auth::reject());
         }
-        let (login, target) = split_user(user);
-        let owner = match self.shared.auth.ssh_key_owner(login, key.public_key).await {
+        let (login, target) = self.resolve(user).await;
+        let target = target.as_deref();
+        let owner = match self.shared.auth.ssh_key_owner(&login, key.public_key).await {
             Ok(Some(owner)) => owner,
             Ok(None) => return Ok(Auth::reject()),
             Err(e) => {

@@ -267,14 +267,14 @@ impl Client {
         run(c).await
     }
 
-    /// `scp -P PORT -o User=USER ARGS...` (remote paths written as `127.0.0.1:PATH`).
+    /// `scp -P PORT [-o User=USER] ARGS...`; an empty `user` leaves it to the remote paths.
     pub async fn scp(&self, user: &str, args: &[&str]) -> Output {
         let mut c = self.command("scp");
-        c.arg("-P")
-            .arg(self.port.to_string())
-            .arg("-o")
-            .arg(format!("User={user}"))
-            .args(args);
+        c.arg("-P").arg(self.port.to_string());
+        if !user.is_empty() {
+            c.arg("-o").arg(format!("User={user}"));
+        }
+        c.args(args);
         run(c).await
     }
 
