@@ -96,6 +96,15 @@ pub struct ReachableServer {
     pub description: Option<String>,
 }
 
+/// What the browser console's navigator needs: the reachable servers, and the person's
+/// favourites and recently used servers (shared with the SSH menu).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NavData {
+    pub servers: Vec<crate::nav::NavServer>,
+    pub favourites: Vec<String>,
+    pub recents: Vec<String>,
+}
+
 /// Turns a grant's display form into words: `user:alice` becomes `user alice`.
 pub fn describe_ref(value: &str) -> String {
     match value.split_once(':') {
@@ -120,6 +129,15 @@ pub mod backend {
     pub trait InventoryBackend: Send + Sync + 'static {
         /// The servers the signed-in user may reach (any signed-in user).
         async fn my_servers(&self, ctx: &RequestContext) -> Result<Vec<ReachableServer>, ApiError>;
+        /// The console navigator's data (any signed-in user).
+        async fn console_nav(&self, ctx: &RequestContext) -> Result<NavData, ApiError>;
+        /// Marks or unmarks one of the signed-in user's servers as a favourite.
+        async fn set_favourite(
+            &self,
+            ctx: &RequestContext,
+            server: String,
+            on: bool,
+        ) -> Result<(), ApiError>;
         async fn inventory(&self, ctx: &RequestContext) -> Result<Inventory, ApiError>;
         async fn add_group(&self, ctx: &RequestContext, path: String) -> Result<(), ApiError>;
         async fn delete_group(&self, ctx: &RequestContext, path: String) -> Result<(), ApiError>;
@@ -173,6 +191,19 @@ pub mod backend {
 pub async fn my_servers() -> Result<Vec<ReachableServer>, ApiError> {
     let (backend, ctx) = backend::current()?;
     backend.my_servers(&ctx).await
+}
+
+#[server(input = GetUrl, endpoint = "console/nav")]
+pub async fn console_nav() -> Result<NavData, ApiError> {
+    let (backend, ctx) = backend::current()?;
+    backend.console_nav(&ctx).await
+}
+
+#[server(endpoint = "console/favourite")]
+pub async fn set_favourite(csrf_token: String, server: String, on: bool) -> Result<(), ApiError> {
+    let _ = csrf_token;
+    let (backend, ctx) = backend::current()?;
+    backend.set_favourite(&ctx, server, on).await
 }
 
 #[server(input = GetUrl, endpoint = "admin/inventory")]

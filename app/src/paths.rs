@@ -5,6 +5,8 @@
 pub const LOGIN: &str = "/login";
 /// The account page (password, security code, TOTP).
 pub const ACCOUNT: &str = "/account";
+/// The browser console: server navigator and terminal tabs.
+pub const CONSOLE: &str = "/console";
 /// Administrators' user list.
 pub const ADMIN_USERS: &str = "/admin/users";
 /// Administrators' server groups, servers and gateway key.

@@ -14,6 +14,9 @@ use crate::storage::{ServerRow, Storage};
 use crate::upstream::{self, TargetHandle, UpstreamError};
 use crate::vault::Vault;
 
+/// How long a target may take to answer the terminal and shell/exec/subsystem requests.
+const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// What opening sessions needs: storage for the access rule and pins, and the secrets.
 #[derive(Clone)]
 pub struct Onward {
@@ -213,8 +216,14 @@ pub async fn open(
 
     let (mut rx, tx) = channel.split();
     let mut early = Vec::new();
+    // A target that signs in but never answers the request must not hold the session forever.
+    let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
     while replies > 0 {
-        match rx.wait().await {
+        let Ok(msg) = tokio::time::timeout_at(deadline, rx.wait()).await else {
+            TargetSession::close(&handle).await;
+            return Err(refused());
+        };
+        match msg {
             Some(ChannelMsg::Success) => replies -= 1,
             Some(ChannelMsg::Failure) => {
                 // A refused terminal still allows the command; a refused request does not.

@@ -11,8 +11,10 @@ use app::api::ApiError;
 use app::api::backend::RequestContext;
 use app::inventory::backend::InventoryBackend;
 use app::inventory::{
-    GrantInfo, GroupInfo, Inventory, ReachableServer, ServerForm, ServerInfo, UserGroupInfo,
+    GrantInfo, GroupInfo, Inventory, NavData, ReachableServer, ServerForm, ServerInfo,
+    UserGroupInfo,
 };
+use app::nav::NavServer;
 use tracing::{error, info};
 use zeroize::Zeroizing;
 
@@ -123,6 +125,51 @@ impl InventoryBackend for InventoryPanel {
                 description: s.description,
             })
             .collect())
+    }
+
+    async fn console_nav(&self, ctx: &RequestContext) -> Result<NavData, ApiError> {
+        let me = self.auth.require_signed_in(ctx).await?;
+        let storage = self.auth.storage();
+        let servers = access::reachable_with_paths(storage, &me.user)
+            .await
+            .map_err(internal)?;
+        let favourites = storage.favourites(me.user.id).await.map_err(internal)?;
+        let recents = storage
+            .recents(me.user.id, app::nav::RECENTS_SHOWN as i64)
+            .await
+            .map_err(internal)?;
+        Ok(NavData {
+            servers: servers
+                .into_iter()
+                .map(|(s, group_path)| NavServer {
+                    name: s.name,
+                    group_path,
+                    description: s.description,
+                })
+                .collect(),
+            favourites,
+            recents,
+        })
+    }
+
+    async fn set_favourite(
+        &self,
+        ctx: &RequestContext,
+        server: String,
+        on: bool,
+    ) -> Result<(), ApiError> {
+        let me = self.auth.require_signed_in(ctx).await?;
+        let storage = self.auth.storage();
+        let row = access::reachable_server(storage, &me.user, &server)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| {
+                ApiError::Invalid(format!("No server called {server} is available to you."))
+            })?;
+        storage
+            .set_favourite(me.user.id, row.id, on)
+            .await
+            .map_err(internal)
     }
 
     async fn inventory(&self, ctx: &RequestContext) -> Result<Inventory, ApiError> {

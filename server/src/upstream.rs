@@ -357,6 +357,17 @@ impl client::Handler for Verifier {
 /// An authenticated connection to a target.
 pub type TargetHandle = client::Handle<Verifier>;
 
+/// Ends a connection that must not be used.
+struct TargetSession;
+
+impl TargetSession {
+    async fn refuse(handle: &TargetHandle) {
+        let _ = handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}
+
 /// The secret the gateway signs in with, opened from the vault.
 pub enum TargetSecret {
     Password(zeroize::Zeroizing<String>),
@@ -483,9 +494,44 @@ pub async fn connect(
                     tracing::info!(server = %server.name, fingerprint = %fingerprint(&key), "pinned the host key at first connection");
                 }
             }
-            Ok(false) => {}
+            Ok(false) => {
+                // Pinned meanwhile: this connection's key must match what is pinned now.
+                let now_pinned = storage
+                    .server_by_name(&server.name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|s| s.host_key);
+                let presented = parse_pinned(&line);
+                match (now_pinned.as_deref(), presented) {
+                    (Some(pinned), Some(presented)) => {
+                        if let HostKeyVerdict::Changed { pinned, presented } =
+                            verdict(Some(pinned), &presented, &server.name)?
+                        {
+                            TargetSession::refuse(&handle).await;
+                            return Err(UpstreamError::HostKeyChanged {
+                                server: server.name.clone(),
+                                pinned,
+                                presented,
+                            });
+                        }
+                    }
+                    _ => {
+                        TargetSession::refuse(&handle).await;
+                        return Err(UpstreamError::BadPin {
+                            server: server.name.clone(),
+                        });
+                    }
+                }
+            }
             Err(e) => {
+                // Without a stored pin the next connection could not be checked: refuse.
                 tracing::warn!(server = %server.name, error = %e, "could not pin the host key");
+                TargetSession::refuse(&handle).await;
+                return Err(UpstreamError::Protocol {
+                    server: server.name.clone(),
+                    detail: "the host key could not be recorded; try again".into(),
+                });
             }
         }
     }

@@ -51,7 +51,10 @@ pub async fn run(ctx: SessionCtx, channel: Channel<Msg>) {
             continue;
         }
         match msg {
-            None | Some(ChannelMsg::Close) | Some(ChannelMsg::Eof) => return,
+            None | Some(ChannelMsg::Close) | Some(ChannelMsg::Eof) => {
+                let _ = tx.close().await;
+                return;
+            }
             Some(ChannelMsg::RequestPty {
                 term,
                 col_width,
@@ -93,7 +96,9 @@ pub async fn run(ctx: SessionCtx, channel: Channel<Msg>) {
         },
         (None, Request::Exec(command)) => {
             let name = String::from_utf8_lossy(&command).trim().to_string();
-            if name.is_empty() || name.len() > MAX_NAME_LEN || name.contains(char::is_whitespace)
+            if name.is_empty()
+                || name.len() > MAX_NAME_LEN
+                || name.contains(|c: char| c.is_whitespace() || c.is_control())
             {
                 fail(
                     &tx,
@@ -136,7 +141,9 @@ pub async fn run(ctx: SessionCtx, channel: Channel<Msg>) {
             }
         }
     }
-    let _ = tx.eof().await;
+    if !outcome.eof_sent {
+        let _ = tx.eof().await;
+    }
     let _ = tx.close().await;
 }
 

@@ -212,11 +212,19 @@ impl server::Handler for Connection {
         _submethods: &str,
         response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
-        if user.len() > MAX_USER_LEN {
+        if user.len() > MAX_USER_LEN || user.contains(char::is_control) {
             return Ok(Auth::reject());
         }
         let (login, target) = self.resolve(user).await;
         let (login, target) = (login.as_str(), target.as_deref());
+        // A key proved for one login says nothing about another.
+        if self
+            .key_user
+            .as_ref()
+            .is_some_and(|(u, _)| u.username != login && u.email.as_deref() != Some(login))
+        {
+            self.key_user = None;
+        }
         let ip = self.conn.peer.ip();
         if response.is_none() {
             // A new exchange (the client's first, or its retry after a failure). How many a
@@ -276,7 +284,7 @@ impl server::Handler for Connection {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         // Only keys registered to this login are worth a signature; others fail here cheaply.
-        if user.len() > MAX_USER_LEN {
+        if user.len() > MAX_USER_LEN || user.contains(char::is_control) {
             return Ok(Auth::reject());
         }
         let (login, _) = self.resolve(user).await;
@@ -296,7 +304,7 @@ impl server::Handler for Connection {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        if user.len() > MAX_USER_LEN {
+        if user.len() > MAX_USER_LEN || user.contains(char::is_control) {
             return Ok(Auth::reject());
         }
         let (login, target) = self.resolve(user).await;
@@ -327,7 +335,11 @@ impl server::Handler for Connection {
         {
             warn!(error = %e, "could not record a key sign-in");
         }
-        Ok(self.finish(user, target).await)
+        // The public-key method cannot carry a message: a refusal is a plain one here.
+        match self.finish(user, target).await {
+            Auth::Accept => Ok(Auth::Accept),
+            _ => Ok(Auth::reject()),
+        }
     }
 
     async fn data(

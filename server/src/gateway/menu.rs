@@ -85,7 +85,13 @@ pub fn render(nav: &Navigator, user: &str, width: u32, height: u32, message: &st
         if reverse {
             out.push_str("\x1b[7m");
         }
-        out.push_str(&fit(text, width));
+        // Names and descriptions come from the inventory: no escape sequence of theirs may
+        // reach the terminal.
+        let clean: String = text
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        out.push_str(&fit(&clean, width));
         if reverse {
             out.push_str("\x1b[0m");
         }

@@ -196,7 +196,15 @@ pub async fn run(listener: TcpListener, deps: Deps, host_key: PrivateKey) {
         // its version line) holds up nobody else.
         tokio::spawn(
             async move {
-                match russh::server::run_stream(config, stream, handler).await {
+                // The version exchange happens here; a client that never sends its version
+                // line is dropped after the sign-in grace period.
+                let started = tokio::time::timeout(
+                    LOGIN_GRACE,
+                    russh::server::run_stream(config, stream, handler),
+                )
+                .await
+                .unwrap_or(Err(russh::Error::ConnectionTimeout));
+                match started {
                     Ok(running) => {
                         conn.set_handle(running.handle());
                         match running.await {

@@ -5,6 +5,14 @@
 //! one SSH packet at a time and every write waits for the receiver's window, so memory per
 //! session stays bounded however large a transfer is: the slower side's window holds back the
 //! faster side's reads, down to its TCP connection.
+//!
+//! Known shortcoming: russh's session loop stops reading its socket while a channel's queue is
+//! full, and window adjustments arrive on that same socket. When both directions are saturated
+//! at once (a multi-megabyte upload that the target echoes back, as `cat` does) the client and
+//! target connections can end up waiting on each other, and a client that leaves while the
+//! target is not reading its input leaves this relay waiting until the target closes. One-way
+//! bulk transfers (scp, sftp, rsync) are not affected. The remedy planned is a stall timeout
+//! per direction and a per-connection cancellation when the client's connection ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +42,8 @@ pub struct Ended {
     pub signal: Option<ExitSignal>,
     /// The client closed its side; there is nothing to return to.
     pub client_gone: bool,
+    /// The target's end of output was passed on already.
+    pub eof_sent: bool,
 }
 
 impl Ended {
@@ -150,7 +160,10 @@ async fn to_client(
         let sent = match msg {
             Some(ChannelMsg::Data { data }) => tx.data_bytes(data).await,
             Some(ChannelMsg::ExtendedData { data, ext }) => tx.extended_data_bytes(ext, data).await,
-            Some(ChannelMsg::Eof) if forward_eof => tx.eof().await,
+            Some(ChannelMsg::Eof) if forward_eof => {
+                ended.eof_sent = true;
+                tx.eof().await
+            }
             Some(ChannelMsg::ExitStatus { exit_status }) => {
                 ended.status = Some(exit_status);
                 Ok(())
@@ -209,7 +222,7 @@ pub async fn forward_tcp(
         .into_iter()
         .find(|s| s.name == host || (s.host == host && u32::try_from(s.port).ok() == Some(port)));
     let Some(server) = server else {
-        info!(host = %host, port, "refused forwarding to a server that is not granted");
+        info!(host = ?host, port, "refused forwarding to a server that is not granted");
         reply
             .reject(ChannelOpenFailure::AdministrativelyProhibited)
             .await;
