@@ -108,10 +108,22 @@ install_npm_packages() {
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
+# The browser console's terminal: xterm.js and its fit add-on, from the npm packages above, are
+# served by the panel from public/vendor/ (never from a CDN). Copied on every run so that an
+# upgrade of the packages reaches the build.
+copy_terminal_assets() {
+  local to="$here/public/vendor/xterm"
+  mkdir -p "$to"
+  cp "$here/node_modules/@xterm/xterm/lib/xterm.mjs" "$to/xterm.mjs"
+  cp "$here/node_modules/@xterm/xterm/css/xterm.css" "$to/xterm.css"
+  cp "$here/node_modules/@xterm/addon-fit/lib/addon-fit.mjs" "$to/addon-fit.mjs"
+}
+
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 install_apt_packages
 install_wasm_target
 install_wasm_bindgen
 install_cargo_leptos
 install_npm_packages
+copy_terminal_assets
 log "all build and test prerequisites are present"

@@ -66,6 +66,7 @@ pub fn Header() -> impl IntoView {
                         view! {
                             <nav class="topnav">
                                 <a href="/">"Home"</a>
+                                <a href=crate::paths::CONSOLE>"Console"</a>
                                 <a href=crate::paths::ACCOUNT>"Account"</a>
                                 {admin_link}
                             </nav>

@@ -7,10 +7,13 @@
 mod admin;
 pub mod api;
 mod components;
+mod console;
 pub mod inventory;
 pub mod nav;
 mod pages;
 pub mod paths;
+#[cfg(feature = "hydrate")]
+mod terminal;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -33,6 +36,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                // The console's terminal: xterm.js from the npm package, served by the panel.
+                // The import map must come before the hydration scripts that import it.
+                <link rel="stylesheet" href="/vendor/xterm/xterm.css" />
+                <script type="importmap">
+                    r#"{"imports":{"xterm":"/vendor/xterm/xterm.mjs","xterm-addon-fit":"/vendor/xterm/addon-fit.mjs"}}"#
+                </script>
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -61,6 +70,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=pages::Home />
                     <Route path=StaticSegment("login") view=pages::Login />
                     <Route path=StaticSegment("account") view=pages::Account />
+                    <Route path=StaticSegment("console") view=console::Console />
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("users"))
                         view=admin::AdminUsers

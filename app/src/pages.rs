@@ -93,6 +93,9 @@ fn Welcome(user: Me) -> impl IntoView {
             <h1>"Welcome, " {name}</h1>
             <p>"You are signed in as " <strong>{user.username.clone()}</strong> " (" {user.role.clone()} ")."</p>
             {totp_hint}
+            <p>
+                <a class="button" href=crate::paths::CONSOLE>"Open Web SSH Console"</a>
+            </p>
         </section>
         <MyServers />
     }

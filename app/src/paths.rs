@@ -21,6 +21,8 @@ pub const API_ME: &str = "/api/me";
 pub const CONSOLE_WS: &str = "/api/console/ws";
 /// Prefix of the WASM, JS and CSS bundle.
 pub const PKG_PREFIX: &str = "/pkg/";
+/// Third-party browser files the panel serves itself (xterm.js).
+pub const VENDOR_PREFIX: &str = "/vendor/";
 
 /// Paths a visitor without a session may open. Everything else needs a signed-in session.
 pub fn is_public(path: &str) -> bool {
@@ -29,6 +31,8 @@ pub fn is_public(path: &str) -> bool {
         || path == "/favicon.svg"
         || path == "/favicon.ico"
         || path.starts_with(PKG_PREFIX)
+        // The terminal's JavaScript: every page's WebAssembly imports it, the sign-in page too.
+        || path.starts_with(VENDOR_PREFIX)
         // Server functions and machine endpoints answer for themselves, with JSON errors.
         || path.starts_with("/api/")
 }

@@ -1,6 +1,6 @@
 // Starts a real Jumpgate release binary on a free port with a fresh data directory, and reads
 // the first administrator's one-time password from its console output.
-import { spawn, ChildProcess } from "node:child_process";
+import { spawn, spawnSync, ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -11,6 +11,8 @@ export interface RunningServer {
   /** The SSH gateway's port on 127.0.0.1. */
   sshPort: number;
   adminPassword: string;
+  /** Runs `jumpgate ARGS` on this server's data, as an administrator on its host would. */
+  cli(args: string[], input?: string): string;
   /** Everything the server wrote to standard error (its log). */
   log(): string;
   stop(): Promise<void>;
@@ -37,15 +39,16 @@ export async function startServer(): Promise<RunningServer> {
   let stdout = "";
   let stderr = "";
 
+  const env = {
+    PATH: process.env.PATH,
+    JUMPGATE_WEB_LISTEN: `127.0.0.1:${port}`,
+    JUMPGATE_SSH_LISTEN: `127.0.0.1:${sshPort}`,
+    JUMPGATE_STORAGE_DATA_DIR: dataDir,
+    JUMPGATE_STORAGE_DATABASE_URL: `sqlite://${dataDir}/jumpgate.db`,
+    JUMPGATE_LOG_LEVEL: "debug",
+  };
   const child: ChildProcess = spawn(bin, ["serve"], {
-    env: {
-      PATH: process.env.PATH,
-      JUMPGATE_WEB_LISTEN: `127.0.0.1:${port}`,
-      JUMPGATE_SSH_LISTEN: `127.0.0.1:${sshPort}`,
-      JUMPGATE_STORAGE_DATA_DIR: dataDir,
-      JUMPGATE_STORAGE_DATABASE_URL: `sqlite://${dataDir}/jumpgate.db`,
-      JUMPGATE_LOG_LEVEL: "debug",
-    },
+    env,
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout?.on("data", (d) => (stdout += d.toString()));
@@ -72,6 +75,11 @@ export async function startServer(): Promise<RunningServer> {
     url,
     sshPort,
     adminPassword,
+    cli(args: string[], input?: string) {
+      const out = spawnSync(bin, args, { env, input, encoding: "utf8" });
+      if (out.status !== 0) throw new Error(`jumpgate ${args.join(" ")} failed: ${out.stderr}`);
+      return out.stdout;
+    },
     log: () => stderr,
     async stop() {
       child.kill("SIGTERM");

@@ -1,7 +1,7 @@
 // A private OpenSSH server on 127.0.0.1 for browser tests: its own config, host key and port,
 // started and stopped by the test (never the system service).
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,6 +31,11 @@ export class Sshd {
     const match = /(SHA256:\S+)/.exec(out.stdout.toString());
     if (!match) throw new Error(`ssh-keygen -l failed: ${out.stderr}`);
     return match[1];
+  }
+
+  /** Lets the holder of `publicLine` (an OpenSSH public key) sign in as any account. */
+  authorize(publicLine: string) {
+    appendFileSync(join(this.dir, "authorized_keys"), `${publicLine.trim()}\n`);
   }
 
   /** Replaces the host key and restarts on the same port, as a reinstalled server would. */
