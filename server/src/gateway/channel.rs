@@ -28,6 +28,8 @@ pub struct SessionCtx {
     /// The server named in the user name, if any.
     pub target: Option<String>,
     pub handle: russh::server::Handle,
+    /// Turns true when the client's connection has ended.
+    pub gone: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Exit status for errors the gateway reports itself (unknown server, unreachable target).

@@ -195,6 +195,7 @@ impl Connection {
             user: signed_in.user.clone(),
             target: signed_in.target.clone(),
             handle: session.handle(),
+            gone: self.conn.gone(),
         })
     }
 }

@@ -214,6 +214,7 @@ pub async fn run(listener: TcpListener, deps: Deps, host_key: PrivateKey) {
                     }
                     Err(e) => info!(reason = %e, "connection failed before the handshake"),
                 }
+                conn.mark_gone();
                 registry.close(conn.id);
                 info!("disconnected");
             }

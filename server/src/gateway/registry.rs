@@ -30,6 +30,8 @@ pub struct ConnState {
     /// The signed-in user's id and name, once sign-in succeeded.
     user: OnceLock<(i64, String)>,
     handle: OnceLock<russh::server::Handle>,
+    /// Turns true when the connection has ended, so that relays waiting on the client stop.
+    gone: tokio::sync::watch::Sender<bool>,
 }
 
 impl ConnState {
@@ -54,6 +56,16 @@ impl ConnState {
 
     pub fn set_handle(&self, handle: russh::server::Handle) {
         let _ = self.handle.set(handle);
+    }
+
+    /// Notes that the connection has ended.
+    pub fn mark_gone(&self) {
+        self.gone.send_replace(true);
+    }
+
+    /// Watches for the end of the connection (also ends when this state is dropped).
+    pub fn gone(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.gone.subscribe()
     }
 
     /// Ends the connection with `reason`, which the client shows to the person.
@@ -81,6 +93,7 @@ impl Registry {
             last_input_ms: AtomicU64::new(0),
             user: OnceLock::new(),
             handle: OnceLock::new(),
+            gone: tokio::sync::watch::channel(false).0,
         });
         if let Ok(mut map) = self.conns.lock() {
             map.insert(conn.id, conn.clone());

@@ -9,10 +9,9 @@
 //! Known shortcoming: russh's session loop stops reading its socket while a channel's queue is
 //! full, and window adjustments arrive on that same socket. When both directions are saturated
 //! at once (a multi-megabyte upload that the target echoes back, as `cat` does) the client and
-//! target connections can end up waiting on each other, and a client that leaves while the
-//! target is not reading its input leaves this relay waiting until the target closes. One-way
-//! bulk transfers (scp, sftp, rsync) are not affected. The remedy planned is a stall timeout
-//! per direction and a per-connection cancellation when the client's connection ends.
+//! target connections can end up waiting on each other. One-way bulk transfers (scp, sftp,
+//! rsync) are not affected. The remedy planned is a stall timeout per direction. A client that
+//! leaves ends its relays at once (the connection's `gone` signal), whatever the target does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +19,7 @@ use std::time::Duration;
 use russh::client;
 use russh::server::{ChannelOpenHandle, Msg};
 use russh::{Channel, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf, Sig};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::channel::SessionCtx;
@@ -82,8 +82,14 @@ pub async fn run(
         early,
         ..
     } = session;
-    let outbound = tokio::spawn(to_client(early, target_rx, tx.clone(), forward_eof));
-    let ended = to_target(rx, &target_tx, pty, outbound).await;
+    let outbound = tokio::spawn(to_client(
+        early,
+        target_rx,
+        tx.clone(),
+        forward_eof,
+        ctx.gone.clone(),
+    ));
+    let ended = to_target(rx, &target_tx, pty, outbound, ctx.gone.clone()).await;
     TargetSession::close(&handle).await;
     Ok(ended)
 }
@@ -94,23 +100,34 @@ async fn to_target(
     target: &ChannelWriteHalf<client::Msg>,
     pty: &mut Option<Pty>,
     mut outbound: tokio::task::JoinHandle<Ended>,
+    mut gone: watch::Receiver<bool>,
 ) -> Ended {
     let finished = |r: Result<Ended, tokio::task::JoinError>| r.unwrap_or_default();
+    let left = |outbound: &tokio::task::JoinHandle<Ended>| {
+        outbound.abort();
+        Ended {
+            client_gone: true,
+            ..Default::default()
+        }
+    };
     loop {
         let msg = tokio::select! {
             r = &mut outbound => return finished(r),
+            _ = client_left(&mut gone) => return left(&outbound),
             msg = rx.wait() => msg,
         };
         let sent = match msg {
             Some(ChannelMsg::Data { data }) => {
                 tokio::select! {
                     r = &mut outbound => return finished(r),
+                    _ = client_left(&mut gone) => return left(&outbound),
                     sent = target.data_bytes(data) => sent,
                 }
             }
             Some(ChannelMsg::ExtendedData { data, ext }) => {
                 tokio::select! {
                     r = &mut outbound => return finished(r),
+                    _ = client_left(&mut gone) => return left(&outbound),
                     sent = target.extended_data_bytes(ext, data) => sent,
                 }
             }
@@ -127,13 +144,7 @@ async fn to_target(
                 None => Ok(()),
             },
             Some(ChannelMsg::Signal { signal }) => target.signal(signal).await,
-            Some(ChannelMsg::Close) | None => {
-                outbound.abort();
-                return Ended {
-                    client_gone: true,
-                    ..Default::default()
-                };
-            }
+            Some(ChannelMsg::Close) | None => return left(&outbound),
             Some(_) => Ok(()),
         };
         if sent.is_err() {
@@ -149,6 +160,7 @@ async fn to_client(
     mut target: ChannelReadHalf,
     tx: Arc<ChannelWriteHalf<Msg>>,
     forward_eof: bool,
+    mut gone: watch::Receiver<bool>,
 ) -> Ended {
     let mut ended = Ended::default();
     let mut pending = early.into_iter();
@@ -158,8 +170,14 @@ async fn to_client(
             None => target.wait().await,
         };
         let sent = match msg {
-            Some(ChannelMsg::Data { data }) => tx.data_bytes(data).await,
-            Some(ChannelMsg::ExtendedData { data, ext }) => tx.extended_data_bytes(ext, data).await,
+            Some(ChannelMsg::Data { data }) => tokio::select! {
+                sent = tx.data_bytes(data) => sent,
+                _ = client_left(&mut gone) => Err(russh::Error::Disconnect),
+            },
+            Some(ChannelMsg::ExtendedData { data, ext }) => tokio::select! {
+                sent = tx.extended_data_bytes(ext, data) => sent,
+                _ = client_left(&mut gone) => Err(russh::Error::Disconnect),
+            },
             Some(ChannelMsg::Eof) if forward_eof => {
                 ended.eof_sent = true;
                 tx.eof().await
@@ -190,6 +208,12 @@ async fn to_client(
             return ended;
         }
     }
+}
+
+/// Resolves once the client's connection has ended.
+async fn client_left(gone: &mut watch::Receiver<bool>) {
+    // An error means the connection's state is gone, which is an ending too.
+    let _ = gone.wait_for(|ended| *ended).await;
 }
 
 /// How long a forwarded TCP connection may take to open.
