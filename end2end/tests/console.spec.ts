@@ -1,6 +1,6 @@
 // Journey: a signed-in administrator opens the Web SSH Console, reaches a server with the
-// keyboard alone, works in a real terminal (commands, resize, a second tab, a flood), and sees
-// a clear message when the session drops or the target is down.
+// keyboard alone, works in a real terminal (commands, resize, a second tab, a flood, vim, less,
+// top), and sees a clear message when the session drops or the target is down.
 import { expect, test, Page } from "@playwright/test";
 import { startServer, RunningServer } from "./support/server";
 import { Sshd } from "./support/sshd";
@@ -97,6 +97,32 @@ test("keyboard-only console: open a server, run commands, resize, two tabs, floo
   await page.keyboard.press("Control+C");
   await page.keyboard.type("clear; echo calm-$((2+3))\n");
   await expect(terminal(page)).toContainText("calm-5", { timeout: 30_000 });
+
+  // Full-screen programs: vim writes a file, less pages to the end, top draws and quits.
+  await page.keyboard.type("vim -u NONE -N /tmp/jumpgate-console-vim.txt\n");
+  // vim's own status line, not the echoed command.
+  await expect(terminal(page)).toContainText("[New]");
+  await page.keyboard.type("ihello from vim");
+  await page.keyboard.press("Escape");
+  await page.keyboard.type(":wq\n");
+  // Typing before the shell's prompt is back would mix keys into vim's exit.
+  await page.waitForTimeout(1000);
+  await page.keyboard.type("clear; cat /tmp/jumpgate-console-vim.txt; rm /tmp/jumpgate-console-vim.txt\n");
+  await expect(terminal(page)).toContainText("hello from vim");
+  await page.keyboard.type("clear; seq 1 500 | less\n");
+  // The rows 9 to 13 as less shows them (the terminal's text has no line breaks).
+  await expect(terminal(page)).toContainText("910111213");
+  await page.keyboard.type("G");
+  await expect(terminal(page)).toContainText("(END)");
+  await expect(terminal(page)).toContainText("500");
+  await page.keyboard.type("q");
+  await page.waitForTimeout(500);
+  await page.keyboard.type("top\n");
+  await expect(terminal(page)).toContainText("load average");
+  await page.keyboard.type("q");
+  await page.waitForTimeout(500);
+  await page.keyboard.type("clear; echo back-$((3+4))\n");
+  await expect(terminal(page)).toContainText("back-7");
 
   // The session drops: the tab says so.
   await page.keyboard.type("kill -9 $PPID\n");
