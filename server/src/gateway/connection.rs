@@ -65,6 +65,12 @@ struct SignedIn {
     target: Option<String>,
 }
 
+/// User names are refused before any lookup when too long or holding control characters
+/// (which would forge log lines and terminal output).
+fn acceptable_name(user: &str) -> bool {
+    user.len() <= MAX_USER_LEN && !user.contains(char::is_control)
+}
+
 /// Splits `alice:web01` into the login and the target.
 fn split_user(name: &str) -> (&str, Option<&str>) {
     match name.split_once(':') {
@@ -213,7 +219,7 @@ impl server::Handler for Connection {
         _submethods: &str,
         response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
-        if user.len() > MAX_USER_LEN || user.contains(char::is_control) {
+        if !acceptable_name(user) {
             return Ok(Auth::reject());
         }
         let (login, target) = self.resolve(user).await;
@@ -285,7 +291,7 @@ impl server::Handler for Connection {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         // Only keys registered to this login are worth a signature; others fail here cheaply.
-        if user.len() > MAX_USER_LEN || user.contains(char::is_control) {
+        if !acceptable_name(user) {
             return Ok(Auth::reject());
         }
         let (login, _) = self.resolve(user).await;
@@ -305,7 +311,7 @@ impl server::Handler for Connection {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        if user.len() > MAX_USER_LEN || user.contains(char::is_control) {
+        if !acceptable_name(user) {
             return Ok(Auth::reject());
         }
         let (login, target) = self.resolve(user).await;
