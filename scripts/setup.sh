@@ -15,12 +15,14 @@ WASM_BINDGEN_VERSION=0.2.130
 #   openssh-server openssh-client              real SSH targets and clients in tests
 #   postgresql                                 the second storage backend in tests
 #   chromium                                   browser end-to-end tests (Playwright drives it)
-#   xmlsec1                                    signs SAML test fixtures
+#   xmlsec1                                    signs the test identity provider's responses
 #   tmux                                       drives interactive terminals in tests
 #   rsync                                      rsync through the SSH gateway in tests
+#   faketime                                   a test identity provider whose clock is wrong
 APT_PACKAGES=(
   pkg-config libssl-dev libclang-dev libxml2-dev libxmlsec1-dev
   openssh-server openssh-client postgresql chromium xmlsec1 tmux rsync curl ca-certificates
+  faketime
 )
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -119,6 +121,20 @@ copy_terminal_assets() {
   cp "$here/node_modules/@xterm/addon-fit/lib/addon-fit.mjs" "$to/addon-fit.mjs"
 }
 
+# The SAML tests sign people in at a real third-party identity provider: pysaml2's, driven by
+# server/tests/support/saml_idp.py. It lives in its own virtual environment under the cache
+# directory, so the machine's Python stays untouched.
+PYSAML2_VERSION=7.5.5
+install_test_idp() {
+  local venv="${JUMPGATE_CACHE_DIR:-$HOME/.cache/jumpgate}/pyvenv"
+  if "$venv/bin/python" -c "import saml2, sys; sys.exit(saml2.__version__ != '$PYSAML2_VERSION')" 2>/dev/null; then
+    return
+  fi
+  log "installing pysaml2 $PYSAML2_VERSION (the SAML tests' identity provider) into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "pysaml2==$PYSAML2_VERSION"
+}
+
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 install_apt_packages
 install_wasm_target
@@ -126,4 +142,5 @@ install_wasm_bindgen
 install_cargo_leptos
 install_npm_packages
 copy_terminal_assets
+install_test_idp
 log "all build and test prerequisites are present"

@@ -60,6 +60,7 @@ pub fn Header() -> impl IntoView {
                                 <a href=crate::paths::ADMIN_USERS>"Users"</a>
                                 <a href=crate::paths::ADMIN_SERVERS>"Servers"</a>
                                 <a href=crate::paths::ADMIN_ACCESS>"Access"</a>
+                                <a href=crate::paths::ADMIN_SETTINGS>"Settings"</a>
                             }
                         });
                     Some(

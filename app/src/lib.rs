@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod nav;
 mod pages;
 pub mod paths;
+pub mod settings;
 #[cfg(feature = "hydrate")]
 mod terminal;
 
@@ -69,6 +70,11 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <pages::NotFound /> }>
                     <Route path=StaticSegment("") view=pages::Home />
                     <Route path=StaticSegment("login") view=pages::Login />
+                    // Break-glass password sign-in for administrators while the panel uses SAML.
+                    <Route
+                        path=(StaticSegment("login"), StaticSegment("local"))
+                        view=pages::Login
+                    />
                     <Route path=StaticSegment("account") view=pages::Account />
                     <Route path=StaticSegment("console") view=console::Console />
                     <Route
@@ -82,6 +88,10 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("admin"), StaticSegment("access"))
                         view=admin::AdminAccess
+                    />
+                    <Route
+                        path=(StaticSegment("admin"), StaticSegment("settings"))
+                        view=settings::AdminSettings
                     />
                 </Routes>
             </main>

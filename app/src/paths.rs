@@ -3,6 +3,14 @@
 
 /// The sign-in page.
 pub const LOGIN: &str = "/login";
+/// The password sign-in kept for administrators while the panel signs in through SAML.
+pub const LOCAL_LOGIN: &str = "/login/local";
+/// Jumpgate's SAML service-provider metadata; also its entity ID.
+pub const SAML_METADATA: &str = "/saml/metadata";
+/// Where the identity provider posts its answer (assertion consumer service).
+pub const SAML_ACS: &str = "/saml/acs";
+/// Starts a sign-in at the identity provider; `?return=/path` picks the page to come back to.
+pub const SAML_LOGIN: &str = "/saml/login";
 /// The account page (password, security code, TOTP).
 pub const ACCOUNT: &str = "/account";
 /// The browser console: server navigator and terminal tabs.
@@ -13,6 +21,8 @@ pub const ADMIN_USERS: &str = "/admin/users";
 pub const ADMIN_SERVERS: &str = "/admin/servers";
 /// Administrators' user groups and access grants.
 pub const ADMIN_ACCESS: &str = "/admin/access";
+/// Settings: sign-in rules, two-factor authentication, SAML.
+pub const ADMIN_SETTINGS: &str = "/admin/settings";
 /// Liveness and database check for monitors.
 pub const HEALTHZ: &str = "/healthz";
 /// JSON description of the signed-in user.
@@ -27,6 +37,10 @@ pub const VENDOR_PREFIX: &str = "/vendor/";
 /// Paths a visitor without a session may open. Everything else needs a signed-in session.
 pub fn is_public(path: &str) -> bool {
     path == LOGIN
+        || path == LOCAL_LOGIN
+        || path == SAML_METADATA
+        || path == SAML_ACS
+        || path == SAML_LOGIN
         || path == HEALTHZ
         || path == "/favicon.svg"
         || path == "/favicon.ico"

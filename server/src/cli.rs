@@ -198,6 +198,20 @@ pub enum VaultCommand {
 }
 
 #[derive(Subcommand)]
+pub enum SamlCommand {
+    /// Download the identity provider's metadata from URL and store its entity ID, single
+    /// sign-on and logout URLs and signing certificates (what the Fetch button does).
+    Fetch {
+        url: String,
+        /// Show what the metadata says without storing it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print Jumpgate's own entity ID, ACS URL and metadata URL, for the identity provider.
+    Info,
+}
+
+#[derive(Subcommand)]
 pub enum SettingsCommand {
     /// List every setting with its current value.
     List,
@@ -854,29 +868,127 @@ pub async fn settings_command(
         SettingsCommand::List => {
             let mut rows = Vec::new();
             for def in settings::SETTINGS {
-                rows.push((def, settings::get_i64(storage, def.key).await?));
+                rows.push((def, settings::get(storage, def.key).await?));
             }
             if json_out {
                 let map: serde_json::Map<String, serde_json::Value> = rows
                     .iter()
-                    .map(|(d, v)| (d.key.to_string(), serde_json::Value::from(*v)))
+                    .map(|(d, v)| (d.key.to_string(), setting_json(d, v)))
                     .collect();
                 println!("{}", serde_json::Value::Object(map));
             } else {
                 for (def, value) in rows {
-                    println!("{:<34} {:<8} {}", def.key, value, def.help);
+                    println!("{:<34} {:<10} {}", def.key, one_line(&value), def.help);
                 }
             }
         }
         SettingsCommand::Get { key } => {
-            let v = settings::get_i64(storage, &key).await?;
-            print(json_out, json!({ key.clone(): v }), || v.to_string());
+            let v = settings::get(storage, &key).await?;
+            let def = settings::definition(&key);
+            let j = def.map_or(serde_json::Value::from(v.clone()), |d| setting_json(d, &v));
+            print(json_out, json!({ key.clone(): j }), || v.clone());
         }
         SettingsCommand::Set { key, value } => {
             let stored = settings::set(storage, &key, &value).await?;
             print(json_out, json!({ key.clone(): stored }), || {
-                format!("{key} = {stored}")
+                format!("{key} = {}", one_line(&stored))
             });
+        }
+    }
+    Ok(())
+}
+
+/// A setting as JSON: numbers and booleans as such, everything else as text.
+fn setting_json(def: &settings::SettingDef, value: &str) -> serde_json::Value {
+    match def.kind {
+        settings::Kind::Int(..) => value
+            .parse::<i64>()
+            .map_or_else(|_| value.into(), serde_json::Value::from),
+        settings::Kind::Bool => serde_json::Value::from(value == "true"),
+        _ => value.into(),
+    }
+}
+
+/// Long values (certificates) shortened for the table; `settings get` prints them whole.
+fn one_line(value: &str) -> String {
+    if value.is_empty() {
+        return "(empty)".into();
+    }
+    if value.contains('\n') {
+        let n = value.matches("-----BEGIN").count();
+        return format!("({n} certificate(s))");
+    }
+    value.to_string()
+}
+
+/// `jumpgate saml ...`.
+pub async fn saml_command(
+    storage: &Storage,
+    config: &Config,
+    cmd: SamlCommand,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    match cmd {
+        SamlCommand::Fetch { url, dry_run } => {
+            let md = crate::saml::fetch_metadata(&url).await?;
+            if !dry_run {
+                crate::saml::apply_metadata(storage, &md, Some(&url)).await?;
+            }
+            let certs: Vec<_> = md
+                .certificates
+                .iter()
+                .map(|c| {
+                    json!({ "subject": c.subject, "not_after": c.not_after, "sha256": c.sha256 })
+                })
+                .collect();
+            print(
+                json_out,
+                json!({
+                    "entity_id": md.entity_id, "sso_url": md.sso_url,
+                    "sso_binding": md.sso_binding.as_str(), "slo_url": md.slo_url,
+                    "certificates": certs, "saved": !dry_run,
+                }),
+                || {
+                    let mut out = format!(
+                        "Identity provider: {}\nSingle sign-on URL: {} ({} binding)\nSingle logout URL: {}\n",
+                        md.entity_id,
+                        md.sso_url,
+                        md.sso_binding.as_str(),
+                        md.slo_url.as_deref().unwrap_or("(none)")
+                    );
+                    for c in &md.certificates {
+                        out.push_str(&format!(
+                            "Signing certificate: {} (expires {}, SHA-256 {})\n",
+                            c.subject,
+                            crate::saml::certs::date(c.not_after),
+                            c.sha256
+                        ));
+                    }
+                    out.push_str(if dry_run {
+                        "Not saved (--dry-run)."
+                    } else {
+                        "Saved. Switch the panel to SAML with `jumpgate settings set web_auth saml`."
+                    });
+                    out
+                },
+            );
+        }
+        SamlCommand::Info => {
+            let sp = crate::saml::SpUrls::from_public_url(&config.public_url);
+            print(
+                json_out,
+                json!({ "entity_id": sp.entity_id, "acs_url": sp.acs, "metadata_url": sp.metadata }),
+                || {
+                    let mut out = format!(
+                        "Entity ID (audience): {}\nACS URL: {}\nMetadata URL: {}",
+                        sp.entity_id, sp.acs, sp.metadata
+                    );
+                    if sp.host_is_ip {
+                        out.push_str("\nWarning: web.public_url is an IP address; use a domain name for single sign-on.");
+                    }
+                    out
+                },
+            );
         }
     }
     Ok(())

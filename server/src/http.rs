@@ -14,11 +14,12 @@ use app::api::{ApiError, CSRF_FIELD};
 use app::inventory::backend::SharedInventory;
 use app::paths;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{ConnectInfo, FromRef, MatchedPath, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -28,9 +29,12 @@ use tracing::{error, info_span, warn};
 
 use crate::assets::Assets;
 use crate::auth::{self, Auth, session};
+use crate::{saml, settings};
 
 /// Largest form body the guard reads to find the CSRF token. Panel forms are far smaller.
 const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Largest body the assertion consumer service reads: a generous SAML response, URL-encoded.
+const SAML_BODY_LIMIT: usize = 2 * saml::acs::MAX_RESPONSE_B64;
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -43,6 +47,8 @@ pub struct HttpState {
     /// `scheme://host[:port]` of `web.public_url`.
     pub public_origin: String,
     pub assets: Arc<Assets>,
+    /// Jumpgate's SAML service-provider URLs, derived from `web.public_url`.
+    pub sp: Arc<crate::saml::SpUrls>,
 }
 
 impl FromRef<HttpState> for LeptosOptions {
@@ -56,6 +62,9 @@ pub fn router(state: HttpState) -> Router {
     let routes = generate_route_list(app::App);
     let backend: SharedBackend = Arc::new(state.auth.clone());
     let inventory = state.inventory.clone();
+    let settings_panel: app::settings::backend::SharedSettings = Arc::new(
+        crate::settings_panel::SettingsPanel::new(state.auth.clone(), state.sp.clone()),
+    );
     let leptos = state.leptos.clone();
 
     let context = {
@@ -64,6 +73,7 @@ pub fn router(state: HttpState) -> Router {
         move || {
             provide_context(backend.clone());
             provide_context(inventory.clone());
+            provide_context(settings_panel.clone());
             provide_context(leptos.clone());
         }
     };
@@ -76,6 +86,12 @@ pub fn router(state: HttpState) -> Router {
         .route(paths::HEALTHZ, get(healthz))
         .route(paths::API_ME, get(api_me))
         .route(paths::CONSOLE_WS, get(crate::webssh::upgrade))
+        .route(paths::SAML_METADATA, get(saml::web::sp_metadata))
+        .route(paths::SAML_LOGIN, get(saml::web::login))
+        .route(
+            paths::SAML_ACS,
+            post(saml::web::acs).layer(DefaultBodyLimit::max(SAML_BODY_LIMIT)),
+        )
         .leptos_routes_with_context(&state, routes, context.clone(), shell.clone())
         .fallback(move |State(st): State<HttpState>, req: Request<Body>| {
             let render =
@@ -178,7 +194,10 @@ async fn guard(
     let path = req.uri().path().to_owned();
 
     let mut req = req;
-    if is_state_changing(req.method()) {
+    // The identity provider posts sign-in answers from its own site, without our token; the
+    // response's signature and the request bookkeeping protect that endpoint instead.
+    let idp_post = path == paths::SAML_ACS;
+    if is_state_changing(req.method()) && !idp_post {
         if !same_origin(req.headers(), &st.public_origin) {
             warn!(client.ip = %peer.ip(), path = %path, "refused a cross-origin request");
             return refuse_csrf(&path);
@@ -205,13 +224,33 @@ async fn guard(
         csrf_token: csrf_token.clone(),
     });
 
-    if matches!(*req.method(), Method::GET | Method::HEAD) && !paths::is_public(&path) {
+    let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
+    if is_read && path == paths::LOGIN && sso_is_on(&st).await {
+        let to = match req.uri().query() {
+            Some(q) => format!("{}?{q}", paths::SAML_LOGIN),
+            None => paths::SAML_LOGIN.to_string(),
+        };
+        return Redirect::to(&to).into_response();
+    }
+    if is_read && !paths::is_public(&path) {
         match st.auth.authenticate(session_token.as_deref()).await {
             Ok(Some(_)) => {}
             Ok(None) => {
+                let to = if sso_is_on(&st).await {
+                    let wanted = req
+                        .uri()
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/");
+                    let encoded: String =
+                        form_urlencoded::byte_serialize(wanted.as_bytes()).collect();
+                    format!("{}?return={encoded}", paths::SAML_LOGIN)
+                } else {
+                    paths::LOGIN.to_string()
+                };
                 return with_csrf_cookie(
                     &st,
-                    Redirect::to(paths::LOGIN).into_response(),
+                    Redirect::to(&to).into_response(),
                     issue_csrf,
                     &csrf_token,
                 );
@@ -242,6 +281,14 @@ async fn guard(
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     with_csrf_cookie(&st, resp, issue_csrf, &csrf_token)
+}
+
+/// True when the panel signs people in through SAML. A database error counts as "no", which
+/// leaves the password page, which still refuses wrong passwords.
+async fn sso_is_on(st: &HttpState) -> bool {
+    settings::get(st.auth.storage(), settings::WEB_AUTH)
+        .await
+        .is_ok_and(|v| v == "saml")
 }
 
 /// Sets the CSRF cookie for a first-time visitor, unless the handler already set a new one.

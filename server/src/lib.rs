@@ -5,8 +5,10 @@
 //! `inventory` (groups, servers, grants), `access` (who reaches what) and `vault` (sealed
 //! credentials), which use `settings` and `storage`. `gateway` is the native SSH front door
 //! (russh server, server menu), `webssh` the browser console's WebSocket, and both open target
-//! sessions through `onward`, which uses `upstream`, the gateway's own SSH client. `config` is read once at start; `assets`
-//! serves the built front end; `serve` wires everything together.
+//! sessions through `onward`, which uses `upstream`, the gateway's own SSH client. `saml` is the
+//! web panel's single sign-on (service provider: metadata, sign-in requests, the ACS).
+//! `panel` and `settings_panel` are the admin pages' back ends. `config` is read once at start;
+//! `assets` serves the built front end; `serve` wires everything together.
 
 pub mod access;
 pub mod assets;
@@ -19,8 +21,10 @@ pub mod inventory;
 pub mod logging;
 pub mod onward;
 pub mod panel;
+pub mod saml;
 pub mod serve;
 pub mod settings;
+pub mod settings_panel;
 pub mod storage;
 pub mod upstream;
 pub mod vault;

@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use jumpgate::cli::{
-    GrantCommand, GroupCommand, ServerCommand, SettingsCommand, UserCommand, UserGroupCommand,
-    VaultCommand,
+    GrantCommand, GroupCommand, SamlCommand, ServerCommand, SettingsCommand, UserCommand,
+    UserGroupCommand, VaultCommand,
 };
 use jumpgate::{cli, config, storage::Storage};
 
@@ -61,6 +61,9 @@ enum Command {
     /// Read and change runtime settings stored in the database (take effect without a restart).
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Single sign-on: fetch the identity provider's metadata, show Jumpgate's SAML addresses.
+    #[command(subcommand)]
+    Saml(SamlCommand),
 }
 
 #[derive(Subcommand)]
@@ -133,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Grant(cmd) => cli::grants(&storage, cmd, json).await,
         Command::Vault(cmd) => cli::vault_command(&storage, &config, cmd).await,
         Command::Settings(cmd) => cli::settings_command(&storage, cmd, json).await,
+        Command::Saml(cmd) => cli::saml_command(&storage, &config, cmd, json).await,
     }
 }
 

@@ -84,6 +84,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         leptos,
         public_origin: config.public_origin(),
         assets,
+        sp: Arc::new(crate::saml::SpUrls::from_public_url(&config.public_url)),
     };
     let app = http::router(state);
 
@@ -93,6 +94,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     info!(address = %bound, public_url = %config.public_url, "web panel listening");
 
+    tokio::spawn(crate::saml::upkeep::run(storage.clone()));
     tokio::spawn(purge_expired_sessions(storage));
 
     axum::serve(
@@ -124,7 +126,8 @@ fn first_admin_banner(otp: &str, config: &Config) -> String {
     )
 }
 
-/// Deletes expired web sessions now and then, so the table does not grow without bound.
+/// Deletes expired web sessions and SAML sign-in records now and then, so the tables do not grow
+/// without bound.
 async fn purge_expired_sessions(storage: Storage) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
@@ -138,6 +141,11 @@ async fn purge_expired_sessions(storage: Storage) {
             Ok(n) if n > 0 => info!(sessions = n, "purged expired web sessions"),
             Ok(_) => {}
             Err(e) => warn!(error = %e, "purging expired sessions failed"),
+        }
+        // Sign-in requests are only honoured for minutes; a day's margin keeps them for tracing
+        // a complaint. Remembered assertion IDs go once the assertion itself has expired.
+        if let Err(e) = storage.prune_saml(now - 86_400, now).await {
+            warn!(error = %e, "pruning SAML sign-in records failed");
         }
     }
 }

@@ -40,6 +40,9 @@ async fn app() -> (axum::Router, Auth, common::TestDb) {
         leptos: LeptosOptions::builder().output_name("jumpgate").build(),
         public_origin: "http://gate.test".into(),
         assets: Arc::new(Assets::discover()),
+        sp: Arc::new(jumpgate::saml::SpUrls::from_public_url(
+            &"http://gate.test".parse().unwrap(),
+        )),
     };
     (router(state), auth, db)
 }

@@ -5,32 +5,23 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::api::backend::{Backend, RequestContext};
 use common::gateway::{Gateway, Person};
+use common::panel::PanelServer;
 use common::sshd::Sshd;
 use futures_util::{SinkExt, StreamExt};
-use jumpgate::assets::Assets;
-use jumpgate::auth::Auth;
-use jumpgate::http::{HttpState, router};
 use jumpgate::inventory::Credential;
-use jumpgate::onward::Onward;
-use jumpgate::panel::InventoryPanel;
-use jumpgate::{upstream, webssh};
-use leptos::prelude::LeptosOptions;
+use jumpgate::webssh;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 struct Panel {
     gw: Gateway,
     _web: Sshd,
-    addr: SocketAddr,
-    auth: Auth,
+    server: PanelServer,
     bob: Person,
-    _server: tokio::task::JoinHandle<()>,
 }
 
 async fn panel() -> Panel {
@@ -43,42 +34,12 @@ async fn panel() -> Panel {
         .await;
     let bob = gw.add_user("bob", false).await;
     gw.grant_group("bob", "prod").await;
-
-    let auth = Auth::new(gw.storage.clone(), false);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let state = HttpState {
-        auth: auth.clone(),
-        inventory: Arc::new(InventoryPanel::new(
-            auth.clone(),
-            gw.vault.clone(),
-            gw.gateway_public.clone(),
-        )),
-        onward: Onward {
-            storage: gw.storage.clone(),
-            vault: gw.vault.clone(),
-            gateway_key: Arc::new(upstream::gateway_key(gw.dir.path()).unwrap()),
-        },
-        leptos: LeptosOptions::builder().output_name("jumpgate").build(),
-        public_origin: format!("http://{addr}"),
-        assets: Arc::new(Assets::discover()),
-    };
-    let app = router(state);
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let server = PanelServer::start(&gw).await;
     Panel {
         gw,
         _web: web,
-        addr,
-        auth,
+        server,
         bob,
-        _server: server,
     }
 }
 
@@ -91,6 +52,7 @@ impl Panel {
             csrf_token: String::new(),
         };
         let (_, cookies) = self
+            .server
             .auth
             .login(&ctx, person.login.clone(), person.password.clone())
             .await
@@ -116,7 +78,7 @@ impl Panel {
     > {
         let url = format!(
             "ws://{}/api/console/ws?server={server}&cols=80&rows=24",
-            self.addr
+            self.server.addr
         );
         let mut request = url.into_client_request().unwrap();
         request
@@ -131,7 +93,7 @@ impl Panel {
     }
 
     fn origin(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr)
     }
 }
 

@@ -35,7 +35,10 @@ fn report<T: 'static>(
 
 /// The CSRF token to put in forms when the visitor is an administrator, or the page to show
 /// instead.
-fn admin_csrf(info: Result<SessionInfo, ApiError>, title: &'static str) -> Result<String, AnyView> {
+pub(crate) fn admin_csrf(
+    info: Result<SessionInfo, ApiError>,
+    title: &'static str,
+) -> Result<String, AnyView> {
     let info = match info {
         Ok(info) => info,
         Err(e) => return Err(view! { <p class="error">{e.to_string()}</p> }.into_any()),

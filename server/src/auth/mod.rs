@@ -266,6 +266,31 @@ impl Auth {
         stage: session::Stage,
         ip: IpAddr,
     ) -> Result<(String, SetCookie), ServiceError> {
+        self.start_session_via(user, stage, ip, "password").await
+    }
+
+    /// Starts a fully signed-in session for a person the identity provider vouched for, and
+    /// records the sign-in. Returns the cookies to set.
+    pub async fn start_saml_session(
+        &self,
+        user: &UserRow,
+        ip: IpAddr,
+    ) -> Result<Vec<SetCookie>, ServiceError> {
+        let (_, cookie) = self
+            .start_session_via(user, session::Stage::Active, ip, "saml")
+            .await?;
+        self.storage.touch_last_login(user.id).await?;
+        info!(user = %user.username, client.ip = %ip, method = "saml", "signed in");
+        Ok(vec![cookie, self.cookies.fresh_csrf_cookie()])
+    }
+
+    async fn start_session_via(
+        &self,
+        user: &UserRow,
+        stage: session::Stage,
+        ip: IpAddr,
+        method: &str,
+    ) -> Result<(String, SetCookie), ServiceError> {
         let now = storage::now();
         let lifetime = match stage {
             session::Stage::AwaitingTotp => TOTP_STEP_SECONDS,
@@ -279,7 +304,7 @@ impl Auth {
                 id_hash: session::hash_token(&token),
                 user_id: user.id,
                 stage: stage.as_str().into(),
-                auth_method: "password".into(),
+                auth_method: method.into(),
                 client_ip: ip.to_string(),
                 created_at: now,
                 last_seen_at: now,
@@ -450,6 +475,20 @@ impl Backend for Auth {
                     .await);
             }
         };
+        // With single sign-on on, the password form stays open only for administrators: it is
+        // the way back in when the identity provider is down or misconfigured.
+        if user.role != "admin"
+            && settings::get(&self.storage, settings::WEB_AUTH)
+                .await
+                .map_err(ServiceError::from)?
+                == "saml"
+        {
+            return Err(ApiError::Invalid(
+                "This panel signs people in through the company's identity provider. Open the \
+                 panel's address and sign in there."
+                    .into(),
+            ));
+        }
 
         self.storage
             .clear_failures(&subject)

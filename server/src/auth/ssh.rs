@@ -107,6 +107,11 @@ impl Auth {
             .await
             .map_err(ServiceError::from)?;
         if user.totp_secret.is_some() {
+            if self.ssh_skips_totp(&user).await? {
+                self.ssh_signed_in(&user, ip, "password+security_code+saml_session")
+                    .await?;
+                return Ok(FirstFactors::Done(Box::new(user)));
+            }
             return Ok(FirstFactors::NeedsTotp(Box::new(user)));
         }
         self.ssh_signed_in(&user, ip, "password+security_code")
@@ -147,6 +152,19 @@ impl Auth {
         self.ssh_signed_in(&fresh, ip, "password+security_code+totp")
             .await?;
         Ok(fresh)
+    }
+
+    /// True when the verification code may be skipped: the administrator turned on "skip
+    /// two-factor authentication for SAML" and the user holds a live web session that was
+    /// signed in through the identity provider (which did its own second factor).
+    pub async fn ssh_skips_totp(&self, user: &UserRow) -> Result<bool, ServiceError> {
+        if !crate::settings::get_bool(&self.storage, crate::settings::SAML_SKIP_2FA).await? {
+            return Ok(false);
+        }
+        let idle =
+            crate::settings::get_i64(&self.storage, crate::settings::SESSION_IDLE_MINUTES).await?;
+        let cutoff = crate::storage::now() - idle * 60;
+        Ok(self.storage.has_live_saml_session(user.id, cutoff).await?)
     }
 
     async fn ssh_signed_in(

@@ -325,7 +325,14 @@ impl server::Handler for Connection {
             }
         };
         let (user, key_id) = owner;
-        if user.totp_secret.is_some() {
+        let skip_totp = match self.shared.auth.ssh_skips_totp(&user).await {
+            Ok(skip) => skip,
+            Err(e) => {
+                warn!(error = %e, "could not check for a SAML web session");
+                false
+            }
+        };
+        if user.totp_secret.is_some() && !skip_totp {
             // Partly signed in: the client goes on with keyboard-interactive, which asks only
             // for the verification code.
             self.key_user = Some((Box::new(user), key_id));

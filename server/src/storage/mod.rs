@@ -8,6 +8,7 @@
 
 mod inventory;
 mod navigation;
+mod saml;
 mod ssh_keys;
 
 use std::path::Path;
@@ -38,6 +39,7 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 pub use inventory::{
     GrantRow, GrantTarget, Grantee, NewServer, ServerGroupRow, ServerRow, UserGroupRow,
 };
+pub use saml::{GroupMappingRow, OpenRequest};
 pub use ssh_keys::SshKeyRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod gateway;
+pub mod panel;
 pub mod sshd;
 
 use jumpgate::storage::Storage;
