@@ -1270,3 +1270,116 @@ async fn a_test_sign_in_shows_what_the_idp_sent_and_signs_nobody_in() {
     assert_eq!(v["ok"], false);
     assert!(v["reason"].as_str().unwrap().contains("signature"), "{v}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Storage on every backend (several nodes share the requests and the replay cache)
+
+#[tokio::test]
+async fn saml_bookkeeping_works_on_every_backend() {
+    for db in common::databases().await {
+        let s = &db.storage;
+        let label = db.label;
+        let now = jumpgate::storage::now();
+        s.insert_saml_request("_jgA", "/console", None)
+            .await
+            .unwrap();
+        let open = s
+            .open_saml_request("_jgA", now - 600)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(open.return_to, "/console", "{label}");
+        assert_eq!(open.test_for_user, None, "{label}");
+        assert!(
+            s.open_saml_request("_jgA", now + 600)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(s.consume_saml_request("_jgA").await.unwrap(), "{label}");
+        assert!(
+            !s.consume_saml_request("_jgA").await.unwrap(),
+            "{label}: answered twice"
+        );
+        assert!(
+            s.open_saml_request("_jgA", now - 600)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        assert!(
+            s.remember_assertion("id-1", now + 300).await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            !s.remember_assertion("id-1", now + 300).await.unwrap(),
+            "{label}: replay"
+        );
+        s.prune_saml(now + 10, now + 600).await.unwrap();
+        assert!(
+            s.remember_assertion("id-1", now + 300).await.unwrap(),
+            "{label}: pruned"
+        );
+
+        s.record_saml_refresh(None).await.unwrap();
+        s.record_saml_refresh(Some("HTTP 500")).await.unwrap();
+        let (_, ok_at, error) = s.saml_refresh_state().await.unwrap().unwrap();
+        assert!(ok_at.is_some(), "{label}: the last success is kept");
+        assert_eq!(error.as_deref(), Some("HTTP 500"), "{label}");
+
+        let ops = s.create_user_group("ops", None).await.unwrap();
+        assert!(
+            s.add_saml_group_mapping("g-1", ops).await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            !s.add_saml_group_mapping("g-1", ops).await.unwrap(),
+            "{label}"
+        );
+        let mappings = s.saml_group_mappings().await.unwrap();
+        assert_eq!(mappings.len(), 1, "{label}");
+        assert_eq!(mappings[0].user_group, "ops", "{label}");
+        assert!(s.delete_saml_group_mapping(mappings[0].id).await.unwrap());
+
+        let admin = s
+            .create_user(&jumpgate::storage::NewUser {
+                username: "root",
+                email: Some("Root@Example.Test"),
+                display_name: None,
+                role: "admin",
+                origin: "local",
+                password_hash: None,
+                must_change_password: false,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            s.user_by_email("root@example.test")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            admin,
+            "{label}: emails match without regard to case"
+        );
+        s.insert_saml_request("_jgB", "/admin/settings", Some(admin))
+            .await
+            .unwrap();
+        let open = s
+            .open_saml_request("_jgB", now - 600)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(open.test_for_user, Some(admin), "{label}");
+        s.save_saml_test_result(admin, "{\"ok\":true}")
+            .await
+            .unwrap();
+        s.save_saml_test_result(admin, "{\"ok\":false}")
+            .await
+            .unwrap();
+        let (_, json) = s.saml_test_result(admin).await.unwrap().unwrap();
+        assert_eq!(json, "{\"ok\":false}", "{label}");
+        assert!(!s.has_live_saml_session(admin, 0).await.unwrap(), "{label}");
+    }
+}

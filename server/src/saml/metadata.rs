@@ -93,13 +93,22 @@ pub fn parse_idp(xml: &str) -> Result<IdpMetadata, MetadataError> {
     if refuse_doctype(xml) {
         return Err(MetadataError::Doctype);
     }
-    let entity = match xml.parse::<EntityDescriptor>() {
-        Ok(e) if e.idp_sso_descriptors.is_some() => e,
-        Ok(_) => return Err(MetadataError::NoIdp),
-        Err(first) => {
+    // The root element decides how to read the document: samael's parsers are lenient and
+    // would read an HTML login page as an empty EntityDescriptor.
+    let entity = match root_element(xml).as_deref() {
+        Some("EntityDescriptor") => {
+            let e = xml
+                .parse::<EntityDescriptor>()
+                .map_err(|e| MetadataError::NotMetadata(e.to_string()))?;
+            if e.idp_sso_descriptors.is_none() {
+                return Err(MetadataError::NoIdp);
+            }
+            e
+        }
+        Some("EntitiesDescriptor") => {
             let all = xml
                 .parse::<EntitiesDescriptor>()
-                .map_err(|_| MetadataError::NotMetadata(first.to_string()))?;
+                .map_err(|e| MetadataError::NotMetadata(e.to_string()))?;
             let mut idps = Vec::new();
             collect_idps(all.descriptors, &mut idps);
             match idps.len() {
@@ -112,6 +121,12 @@ pub fn parse_idp(xml: &str) -> Result<IdpMetadata, MetadataError> {
                 }
             }
         }
+        Some(other) => {
+            return Err(MetadataError::NotMetadata(format!(
+                "its root element is <{other}>, not <EntityDescriptor>"
+            )));
+        }
+        None => return Err(MetadataError::NotMetadata("it is not XML".into())),
     };
     let entity_id = entity
         .entity_id
@@ -174,6 +189,21 @@ pub fn parse_idp(xml: &str) -> Result<IdpMetadata, MetadataError> {
         certificates_pem,
         certificates,
     })
+}
+
+/// The local name of the document's first element, if it is well-formed up to there.
+fn root_element(xml: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) | Event::Empty(e) => {
+                return Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
 }
 
 fn collect_idps(list: Vec<EntityDescriptorType>, out: &mut Vec<EntityDescriptor>) {
