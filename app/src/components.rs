@@ -41,7 +41,9 @@ pub fn Header() -> impl IntoView {
 
     Effect::new(move |_| {
         if let Some(Ok(())) = logout.value().get() {
-            reload_to(crate::paths::LOGIN);
+            // The query lets a panel that signs in through SAML say "signed out" instead of
+            // sending the browser straight back to the identity provider.
+            reload_to(&format!("{}?signed_out=1", crate::paths::LOGIN));
         }
     });
 

@@ -47,7 +47,7 @@ test("first admin: forced password change, TOTP enrolment, sign-in with a code",
   await expect(page.getByText("Two-factor authentication is now on.")).toBeVisible();
 
   await account.signOut();
-  await expect(page).toHaveURL(/\/login$/);
+  await expect(page).toHaveURL(/\/login(\?signed_out=1)?$/);
   await hydrated(page);
   const me = await page.request.get(`${server.url}/api/me`);
   expect(me.status()).toBe(401);

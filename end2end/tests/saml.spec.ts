@@ -156,6 +156,13 @@ test("an administrator connects the panel to the IdP and people sign in through 
   ).toBeChecked();
   expect(server.cli(["settings", "get", "saml.skip_2fa"]).trim()).toBe("true");
 
+  // Signing out does not bounce straight back through the IdP.
+  await dave.getByRole("button", { name: "Sign out" }).click();
+  await expect(dave.getByRole("heading", { name: "Signed out" })).toBeVisible();
+  await dave.getByRole("link", { name: "Sign in again" }).click();
+  await signInAtIdp(dave, "dave@corp.test");
+  await expect(dave.getByTestId("whoami")).toHaveText("dave");
+
   // The sign-in page now leads to the IdP; administrators keep a password way in.
   const admin = await freshPage(browser);
   await admin.goto(`${server.url}/login`);

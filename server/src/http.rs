@@ -226,6 +226,9 @@ async fn guard(
 
     let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
     if is_read && path == paths::LOGIN && sso_is_on(&st).await {
+        if req.uri().query().is_some_and(|q| q.contains("signed_out")) {
+            return saml::web::signed_out();
+        }
         let to = match req.uri().query() {
             Some(q) => format!("{}?{q}", paths::SAML_LOGIN),
             None => paths::SAML_LOGIN.to_string(),

@@ -157,6 +157,9 @@ impl Auth {
     /// True when the verification code may be skipped: the administrator turned on "skip
     /// two-factor authentication for SAML" and the user holds a live web session that was
     /// signed in through the identity provider (which did its own second factor).
+    ///
+    /// Known shortcoming: this is decided at SSH sign-in only. Signing out of the panel later
+    /// does not end SSH sessions that were opened without the code meanwhile.
     pub async fn ssh_skips_totp(&self, user: &UserRow) -> Result<bool, ServiceError> {
         if !crate::settings::get_bool(&self.storage, crate::settings::SAML_SKIP_2FA).await? {
             return Ok(false);

@@ -169,6 +169,10 @@ pub async fn acs(
     }
 
     // Which request this answers decides how InResponseTo is checked.
+    //
+    // Known shortcoming: the answer is tied to its request by the RelayState only, not to the
+    // browser that started the sign-in (no cookie binding), so a valid answer forwarded to
+    // someone else within the request's lifetime would sign them in as its subject.
     let relay = form.relay_state.unwrap_or_default();
     let since = storage::now() - REQUEST_LIFETIME_SECONDS;
     let open_request = if relay.is_empty() || relay.len() > 80 {
@@ -265,6 +269,18 @@ pub async fn acs(
     resp
 }
 
+/// After signing out of a panel that signs in through SAML: going to the sign-in page would send
+/// the browser to the identity provider, which would sign the person straight back in.
+pub fn signed_out() -> Response {
+    page_with_link(
+        StatusCode::OK,
+        "Signed out",
+        "You are signed out of Jumpgate. Your identity provider may still have you signed in; \
+         sign out there too on a shared computer.",
+        (app::paths::SAML_LOGIN, "Sign in again"),
+    )
+}
+
 /// Stores what a test sign-in produced for the administrator who asked, then shows it to them.
 async fn record_test(
     storage: &storage::Storage,
@@ -342,12 +358,18 @@ fn internal(e: impl std::fmt::Display) -> Response {
 
 /// A minimal page for outcomes that happen outside the app (no WebAssembly, no session).
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
+    page_with_link(status, title, text, ("/", "Back to Jumpgate"))
+}
+
+fn page_with_link(status: StatusCode, title: &str, text: &str, link: (&str, &str)) -> Response {
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} – Jumpgate</title>\
          <link rel=\"stylesheet\" href=\"/pkg/jumpgate.css\"></head><body><main class=\"notice\">\
-         <h1>{t}</h1><p role=\"alert\">{x}</p><p><a href=\"/\">Back to Jumpgate</a></p></main></body></html>",
+         <h1>{t}</h1><p role=\"alert\">{x}</p><p><a href=\"{href}\">{label}</a></p></main></body></html>",
         t = escape(title),
-        x = escape(text)
+        x = escape(text),
+        href = escape(link.0),
+        label = escape(link.1)
     );
     (
         status,
