@@ -168,8 +168,9 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
         key: SAML_SSH_BROWSER_APPROVAL,
         default: "false",
-        help: "Native SSH sign-in is approved in a browser signed in through SAML instead of a password.",
-        kind: Kind::Bool,
+        help: "Native SSH sign-in approved in a browser signed in through SAML instead of a \
+               password. Not available yet: only `false` is accepted.",
+        kind: Kind::Custom(browser_approval_unavailable),
     },
     SettingDef {
         key: SAML_CLOCK_SKEW_SECONDS,
@@ -221,6 +222,19 @@ pub enum SettingsError {
 
 pub fn definition(key: &str) -> Option<&'static SettingDef> {
     SETTINGS.iter().find(|s| s.key == key)
+}
+
+/// The key is reserved so that scripts can rely on it, but the feature is not built yet: turning
+/// it on is refused rather than silently accepted.
+fn browser_approval_unavailable(value: &str) -> Result<String, String> {
+    match check(&Kind::Bool, value)?.as_str() {
+        "false" => Ok("false".into()),
+        _ => Err(
+            "approving SSH sign-ins in the browser is not available in this version of \
+                  Jumpgate; sign in to SSH with password and security code (or an SSH key)"
+                .into(),
+        ),
+    }
 }
 
 /// Checks a value for `key` and returns it in canonical form.
@@ -405,6 +419,8 @@ mod tests {
         assert!(validate(SESSION_IDLE_MINUTES, "soon").is_err());
         assert_eq!(validate(SAML_SKIP_2FA, "On").unwrap(), "true");
         assert!(validate(SAML_SKIP_2FA, "maybe").is_err());
+        assert_eq!(validate(SAML_SSH_BROWSER_APPROVAL, "off").unwrap(), "false");
+        assert!(validate(SAML_SSH_BROWSER_APPROVAL, "true").is_err());
         assert_eq!(validate(WEB_AUTH, "SAML").unwrap(), "saml");
         assert!(validate(WEB_AUTH, "ldap").is_err());
         assert!(validate(SAML_METADATA_URL, "ftp://x/").is_err());
