@@ -86,6 +86,7 @@ pub struct SettingsView {
     pub display_name_attribute: String,
     pub groups_attribute: String,
     pub allow_idp_initiated: bool,
+    pub sign_requests: bool,
     pub clock_skew_seconds: i64,
     pub group_mappings: Vec<GroupMapping>,
     /// Names of all user groups, for the mapping form.
@@ -109,6 +110,9 @@ pub struct SamlForm {
     /// A checkbox: present when ticked.
     #[serde(default)]
     pub allow_idp_initiated: Option<String>,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    pub sign_requests: Option<String>,
     pub clock_skew_seconds: String,
 }
 
@@ -640,6 +644,15 @@ fn SamlSection(
                         checked=data.allow_idp_initiated
                     />
                     "Accept sign-ins started at the identity provider (such as the AWS access portal)"
+                </label>
+                <label class="check">
+                    <input
+                        type="checkbox"
+                        name="saml[sign_requests]"
+                        value="on"
+                        checked=data.sign_requests
+                    />
+                    "Sign authentication requests (HTTP-Redirect binding; the certificate is in Jumpgate's metadata)"
                 </label>
                 <label>
                     "Allowed clock difference (seconds)"

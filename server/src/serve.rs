@@ -77,6 +77,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         host_key,
     ));
+    let sp_key = crate::saml::sp_key::load_or_create(
+        &config.data_dir,
+        config.public_url.host_str().unwrap_or("jumpgate"),
+    )?;
+    let sp = crate::saml::SpUrls::from_public_url(&config.public_url).with_signing_key(sp_key);
     let state = HttpState {
         auth,
         inventory,
@@ -84,7 +89,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         leptos,
         public_origin: config.public_origin(),
         assets,
-        sp: Arc::new(crate::saml::SpUrls::from_public_url(&config.public_url)),
+        sp: Arc::new(sp),
     };
     let app = http::router(state);
 

@@ -49,6 +49,7 @@ pub const SAML_DISPLAY_NAME_ATTRIBUTE: &str = "saml.display_name_attribute";
 pub const SAML_GROUPS_ATTRIBUTE: &str = "saml.groups_attribute";
 pub const SAML_SSH_BROWSER_APPROVAL: &str = "saml.ssh_browser_approval";
 pub const SAML_CLOCK_SKEW_SECONDS: &str = "saml.clock_skew_seconds";
+pub const SAML_SIGN_REQUESTS: &str = "saml.sign_requests";
 pub const SAML_IDP_ENTITY_ID: &str = "saml.idp_entity_id";
 pub const SAML_IDP_SSO_URL: &str = "saml.idp_sso_url";
 pub const SAML_IDP_SSO_BINDING: &str = "saml.idp_sso_binding";
@@ -171,6 +172,14 @@ pub const SETTINGS: &[SettingDef] = &[
         help: "Native SSH sign-in approved in a browser signed in through SAML instead of a \
                password. Not available yet: only `false` is accepted.",
         kind: Kind::Custom(browser_approval_unavailable),
+    },
+    SettingDef {
+        key: SAML_SIGN_REQUESTS,
+        default: "false",
+        help: "Sign AuthnRequests sent with the HTTP-Redirect binding (RSA-SHA256) with \
+               Jumpgate's key, whose certificate the SP metadata carries. Requests sent with \
+               the POST binding stay unsigned.",
+        kind: Kind::Bool,
     },
     SettingDef {
         key: SAML_CLOCK_SKEW_SECONDS,

@@ -181,6 +181,7 @@ impl SettingsBackend for SettingsPanel {
             display_name_attribute: idp.display_name_attribute,
             groups_attribute: idp.groups_attribute,
             allow_idp_initiated: idp.allow_idp_initiated,
+            sign_requests: idp.sign_requests,
             clock_skew_seconds: idp.clock_skew_seconds,
             group_mappings: storage
                 .saml_group_mappings()
@@ -264,6 +265,10 @@ impl SettingsBackend for SettingsPanel {
                     flag(form.allow_idp_initiated.is_some()),
                 ),
                 (store::SAML_CLOCK_SKEW_SECONDS, &form.clock_skew_seconds),
+                (
+                    store::SAML_SIGN_REQUESTS,
+                    flag(form.sign_requests.is_some()),
+                ),
             ],
         )
         .await?;

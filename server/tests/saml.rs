@@ -295,22 +295,18 @@ impl Site {
 
     /// Signs in at the IdP's form that `sso` (where Jumpgate sent the browser) shows.
     async fn idp_answer(&self, sso: &str, email: &str, knobs: &[(&str, &str)]) -> Posted {
-        assert!(sso.starts_with(&self.idp.url("/sso/redirect?")), "{sso}");
-        let form = self
-            .http
-            .get(sso)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        // Whichever IdP process Jumpgate sent the browser to answers.
+        let base = sso.split("/sso/redirect?").next().unwrap();
+        assert!(sso.contains("/sso/redirect?"), "{sso}");
+        let form = self.http.get(sso).send().await.unwrap();
+        assert_eq!(form.status(), 200, "the IdP refused the request");
+        let form = form.text().await.unwrap();
         let key = attr_near(&form, "name='key'", "value").expect("the IdP's sign-in form");
         let mut fields = vec![("key", key.as_str()), ("email", email)];
         fields.extend_from_slice(knobs);
         let html = self
             .http
-            .post(self.idp.url("/sso/login"))
+            .post(format!("{base}/sso/login"))
             .form(&fields)
             .send()
             .await
@@ -377,6 +373,19 @@ impl Site {
             Expect::Request(&posted.relay_state)
         };
         acs::verify(&posted.saml_response, &idp, &self.panel.sp, expect)
+    }
+
+    /// Where the panel redirects a visitor without a session who opens `path`.
+    async fn redirect_of(&self, path: &str) -> String {
+        let resp = self.http.get(self.panel.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        location(&resp)
+    }
+
+    /// Jumpgate's SP metadata, as an IdP administrator would download it.
+    async fn sp_metadata(&self) -> String {
+        let resp = self.http.get(self.panel.url("/saml/metadata")).send().await;
+        resp.unwrap().text().await.unwrap()
     }
 
     /// GET `path` on the panel with a session cookie.
@@ -455,15 +464,7 @@ async fn fetch_fills_the_identity_provider_fields() {
     assert_eq!(stored, trusted);
 
     // Jumpgate's own metadata names the ACS at the public URL.
-    let md = site
-        .http
-        .get(site.panel.url("/saml/metadata"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let md = site.sp_metadata().await;
     assert!(md.contains(&site.panel.url("/saml/acs")), "{md}");
     assert!(md.contains(&format!(
         "entityID=\"{}\"",
@@ -504,14 +505,9 @@ async fn sp_initiated_sign_in_returns_to_the_page_asked_for() {
     );
 
     // Return paths leave the site never.
-    let resp = site
-        .http
-        .get(site.panel.url("/saml/login?return=//evil.example/x"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    let relay = location(&resp);
+    let relay = site
+        .redirect_of("/saml/login?return=//evil.example/x")
+        .await;
     let id = relay
         .split("RelayState=")
         .nth(1)
@@ -1382,4 +1378,56 @@ async fn saml_bookkeeping_works_on_every_backend() {
         assert_eq!(json, "{\"ok\":false}", "{label}");
         assert!(!s.has_live_saml_session(admin, 0).await.unwrap(), "{label}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signed AuthnRequests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_that_wants_signed_requests_gets_them() {
+    let site = site().await;
+    // The same IdP (keys and entity ID), now insisting on signed requests.
+    let strict = Idp::spawn(
+        &site.panel.url("/saml/metadata"),
+        site.idp._dir.as_ref().unwrap().path(),
+        &[
+            "--entity-id",
+            &site.idp.entity_id(),
+            "--want-signed-requests",
+        ],
+    );
+    site.gw
+        .set(settings::SAML_IDP_SSO_URL, &strict.url("/sso/redirect"))
+        .await;
+    let start = || site.redirect_of("/saml/login?return=/account");
+
+    // Unsigned: the IdP refuses to show its sign-in form.
+    let unsigned = start().await;
+    assert!(!unsigned.contains("Signature="), "{unsigned}");
+    let page = site.http.get(&unsigned).send().await.unwrap();
+    assert_ne!(page.status(), 200);
+
+    // Signed with Jumpgate's key, whose certificate the SP metadata now carries.
+    site.gw.set(settings::SAML_SIGN_REQUESTS, "true").await;
+    let md = site.sp_metadata().await;
+    assert!(md.contains("AuthnRequestsSigned=\"true\""), "{md}");
+    assert!(md.contains("X509Certificate"), "{md}");
+    let signed = start().await;
+    assert!(
+        signed.contains("SigAlg=") && signed.contains("Signature="),
+        "{signed}"
+    );
+    assert!(
+        signed.starts_with(&strict.url("/sso/redirect?")),
+        "{signed}"
+    );
+    let posted = site.idp_answer(&signed, "bob@example.test", &[]).await;
+    let resp = site.post(&posted).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(location(&resp), "/account");
+
+    // A signature that does not match the request is refused by the IdP.
+    let tampered = start().await.replacen("Signature=", "Signature=AAAA", 1);
+    let page = site.http.get(&tampered).send().await.unwrap();
+    assert_ne!(page.status(), 200);
 }

@@ -272,18 +272,34 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-/// Jumpgate's service-provider metadata: entity ID, the POST assertion consumer service and
-/// the NameID formats it understands. Responses must be signed; requests are not.
-pub fn sp_xml(sp: &SpUrls) -> Result<String, String> {
+/// Jumpgate's service-provider metadata: entity ID, the POST assertion consumer service, the
+/// NameID formats it understands and, when it has one, its signing certificate. Responses must
+/// be signed; requests are signed when `signs_requests`.
+pub fn sp_xml(sp: &SpUrls, signs_requests: bool) -> Result<String, String> {
+    use base64::Engine;
+    let key_descriptors = sp.signing.as_ref().map(|key| {
+        vec![samael::metadata::KeyDescriptor {
+            key_use: Some("signing".into()),
+            key_info: samael::key_info::KeyInfo {
+                id: None,
+                x509_data: Some(samael::key_info::X509Data {
+                    certificates: vec![
+                        base64::engine::general_purpose::STANDARD.encode(&key.cert_der),
+                    ],
+                }),
+            },
+            encryption_methods: None,
+        }]
+    });
     let descriptor = SpSsoDescriptor {
         protocol_support_enumeration: Some("urn:oasis:names:tc:SAML:2.0:protocol".into()),
-        key_descriptors: None,
+        key_descriptors,
         name_id_formats: Some(vec![
             NameIdFormat::EmailAddressNameIDFormat.value().to_string(),
             NameIdFormat::UnspecifiedNameIDFormat.value().to_string(),
             NameIdFormat::PersistentNameIDFormat.value().to_string(),
         ]),
-        authn_requests_signed: Some(false),
+        authn_requests_signed: Some(signs_requests && sp.signing.is_some()),
         want_assertions_signed: Some(true),
         assertion_consumer_services: vec![IndexedEndpoint {
             binding: HTTP_POST_BINDING.to_string(),

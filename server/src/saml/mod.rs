@@ -11,6 +11,7 @@
 pub mod acs;
 pub mod certs;
 pub mod metadata;
+pub mod sp_key;
 pub mod upkeep;
 pub mod users;
 pub mod web;
@@ -34,6 +35,8 @@ pub struct SpUrls {
     /// True when `web.public_url` names an IP address: SAML works, but certificates, cookies
     /// and IdP configuration all outlive an address change badly.
     pub host_is_ip: bool,
+    /// Jumpgate's signing key for AuthnRequests, when one was loaded.
+    pub signing: Option<std::sync::Arc<sp_key::SpKey>>,
 }
 
 impl SpUrls {
@@ -49,7 +52,13 @@ impl SpUrls {
                 public_url.host(),
                 Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_))
             ),
+            signing: None,
         }
+    }
+
+    pub fn with_signing_key(mut self, key: sp_key::SpKey) -> Self {
+        self.signing = Some(std::sync::Arc::new(key));
+        self
     }
 }
 
@@ -68,6 +77,7 @@ pub struct IdpConfig {
     pub clock_skew_seconds: i64,
     pub allow_idp_initiated: bool,
     pub auto_create_users: bool,
+    pub sign_requests: bool,
 }
 
 impl IdpConfig {
@@ -92,6 +102,7 @@ impl IdpConfig {
             allow_idp_initiated: settings::get_bool(storage, settings::SAML_ALLOW_IDP_INITIATED)
                 .await?,
             auto_create_users: settings::get_bool(storage, settings::SAML_AUTO_CREATE).await?,
+            sign_requests: settings::get_bool(storage, settings::SAML_SIGN_REQUESTS).await?,
         })
     }
 

@@ -34,7 +34,8 @@ impl PanelServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let origin = format!("http://{addr}");
-        let sp = Arc::new(SpUrls::from_public_url(&origin.parse().unwrap()));
+        let key = jumpgate::saml::sp_key::load_or_create(gw.dir.path(), "127.0.0.1").unwrap();
+        let sp = Arc::new(SpUrls::from_public_url(&origin.parse().unwrap()).with_signing_key(key));
         let state = HttpState {
             auth: auth.clone(),
             inventory: Arc::new(InventoryPanel::new(

@@ -2,11 +2,13 @@
 implementation): Jumpgate's SAML code is checked against software we did not write.
 
     saml_idp.py --port PORT --sp-metadata URL_OR_FILE --dir DIR [--entity-id ID]
-                [--clock-offset +1h]
+                [--clock-offset +1h] [--want-signed-requests]
 
 It makes its own signing key and certificate (plus a second, untrusted "rogue" pair) in DIR,
 or reuses those already there, so that a second instance can sign as the same IdP. With
---clock-offset it runs with libfaketime preloaded, as an IdP whose clock is wrong would. It
+--clock-offset it runs with libfaketime preloaded, as an IdP whose clock is wrong would. With
+--want-signed-requests it refuses AuthnRequests whose Redirect-binding signature does not verify
+against the certificate in the SP's metadata. It
 prints "ready http://127.0.0.1:PORT" on standard output once it listens, and serves:
 
     GET  /metadata         the IdP's metadata (entity ID is this URL)
@@ -68,8 +70,9 @@ def make_key_pair(directory, name, days):
 
 
 class Idp:
-    def __init__(self, base, entity_id, sp_metadata, directory):
+    def __init__(self, base, entity_id, sp_metadata, directory, want_signed=False):
         self.base = base
+        self.want_signed = want_signed
         self.entity_id = entity_id
         self.sp_metadata = sp_metadata
         self.directory = directory
@@ -110,7 +113,7 @@ class Idp:
                     "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
                     "sign_response": True,
                     "sign_assertion": True,
-                    "want_authn_requests_signed": False,
+                    "want_authn_requests_signed": self.want_signed,
                 }
             },
             "key_file": key,
@@ -268,7 +271,13 @@ def make_handler(idp):
         def sign_in_form(self, path, fields):
             binding = BINDING_HTTP_REDIRECT if path == "/sso/redirect" else BINDING_HTTP_POST
             server = idp.server()
-            request = server.parse_authn_request(fields["SAMLRequest"], binding)
+            request = server.parse_authn_request(
+                fields["SAMLRequest"],
+                binding,
+                relay_state=fields.get("RelayState"),
+                sigalg=fields.get("SigAlg"),
+                signature=fields.get("Signature"),
+            )
             message = request.message
             key = os.urandom(12).hex()
             with idp.lock:
@@ -302,6 +311,7 @@ def main():
     parser.add_argument("--dir", required=True)
     parser.add_argument("--entity-id")
     parser.add_argument("--clock-offset")
+    parser.add_argument("--want-signed-requests", action="store_true")
     args = parser.parse_args()
     if args.clock_offset and "FAKETIME" not in os.environ:
         # Re-run this same process (same PID, so whoever started it can stop it) with
@@ -312,7 +322,13 @@ def main():
         env = dict(os.environ, FAKETIME=args.clock_offset, LD_PRELOAD=found[0])
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
     base = f"http://127.0.0.1:{args.port}"
-    idp = Idp(base, args.entity_id or f"{base}/metadata", args.sp_metadata, args.dir)
+    idp = Idp(
+        base,
+        args.entity_id or f"{base}/metadata",
+        args.sp_metadata,
+        args.dir,
+        want_signed=args.want_signed_requests,
+    )
     httpd = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(idp))
     print(f"ready {base}", flush=True)
     httpd.serve_forever()
