@@ -58,7 +58,7 @@ pub fn certificate_infos(summaries: &[CertSummary]) -> Vec<CertificateInfo> {
         .map(|c| CertificateInfo {
             subject: c.subject.clone(),
             not_after: certs::date(c.not_after),
-            days_left: (c.not_after - now).div_euclid(86_400),
+            days_left: certs::days_left(c.not_after, now),
             sha256: c.sha256.clone(),
         })
         .collect()

@@ -90,6 +90,14 @@ pub fn load_or_create_ed25519(path: &Path, comment: &str) -> Result<PrivateKey, 
     let text = key
         .to_openssh(LineEnding::LF)
         .map_err(|e| fail("encoded", e.to_string()))?;
+    write_private_file(path, text.as_bytes()).map_err(|e| fail("written", e.to_string()))?;
+    tracing::info!(path = %path.display(), fingerprint = %fingerprint(key.public_key()), "created a new key");
+    Ok(key)
+}
+
+/// Writes a secret file readable by its owner only (mode 0600), through a temporary file and a
+/// rename, so that a crash never leaves half a key behind.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -98,15 +106,10 @@ pub fn load_or_create_ed25519(path: &Path, comment: &str) -> Result<PrivateKey, 
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(&tmp)
-        .map_err(|e| fail("written", e.to_string()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|_| file.sync_all())
-        .map_err(|e| fail("written", e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| fail("written", e.to_string()))?;
-    tracing::info!(path = %path.display(), fingerprint = %fingerprint(key.public_key()), "created a new key");
-    Ok(key)
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// The gateway key's public half, for a target's authorized_keys.

@@ -132,7 +132,8 @@ async fn menu_in_a_terminal_opens_a_shell_and_comes_back() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     term.type_text("echo MARK-$((40+2)) $TERM; tty");
     term.press(&["Enter"]);
-    let screen = term.wait_for("MARK-42").await;
+    // `tty` prints after the echo: wait for its line, so that both are on the screen.
+    let screen = term.wait_for("/dev/pts/").await;
     assert!(screen.contains("MARK-42 xterm-256color"), "{screen}");
     assert!(screen.contains("/dev/pts/"), "{screen}");
 

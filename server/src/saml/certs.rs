@@ -78,6 +78,11 @@ pub fn der_all(text: &str) -> Result<Vec<Vec<u8>>, String> {
         .collect()
 }
 
+/// Whole days from `now` until `not_after`; negative once expired.
+pub fn days_left(not_after: i64, now: i64) -> i64 {
+    (not_after - now).div_euclid(86_400)
+}
+
 /// A Unix time as a calendar date (UTC), for messages.
 pub fn date(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)

@@ -3,7 +3,6 @@
 //! that wants signed AuthnRequests can check them; nothing else trusts it, so self-signed is
 //! what IdPs expect here.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use openssl::asn1::Asn1Time;
@@ -84,7 +83,8 @@ pub fn load_or_create(data_dir: &Path, common_name: &str) -> Result<SpKey, SpKey
         .map_err(created)?;
     let cert = builder.build();
     let key_pem = key.private_key_to_pem_pkcs8().map_err(created)?;
-    write_private(&key_path, &key_pem).map_err(|e| fail(&key_path, "written", e.to_string()))?;
+    crate::upstream::write_private_file(&key_path, &key_pem)
+        .map_err(|e| fail(&key_path, "written", e.to_string()))?;
     let cert_pem = cert.to_pem().map_err(created)?;
     std::fs::write(&cert_path, cert_pem).map_err(|e| fail(&cert_path, "written", e.to_string()))?;
     tracing::info!(path = %key_path.display(), "created Jumpgate's SAML signing key");
@@ -92,21 +92,6 @@ pub fn load_or_create(data_dir: &Path, common_name: &str) -> Result<SpKey, SpKey
         key,
         cert_der: cert.to_der().map_err(created)?,
     })
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

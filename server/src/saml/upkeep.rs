@@ -80,7 +80,7 @@ pub async fn expiring_certificates(
     Ok(certs::summarise(&bundle)
         .unwrap_or_default()
         .into_iter()
-        .map(|c| (c.subject, (c.not_after - now).div_euclid(86_400)))
+        .map(|c| (c.subject, certs::days_left(c.not_after, now)))
         .filter(|(_, days)| *days < EXPIRY_WARNING_DAYS)
         .collect())
 }
