@@ -11,6 +11,8 @@ pub const SAML_METADATA: &str = "/saml/metadata";
 pub const SAML_ACS: &str = "/saml/acs";
 /// Starts a sign-in at the identity provider; `?return=/path` picks the page to come back to.
 pub const SAML_LOGIN: &str = "/saml/login";
+/// Where a person approves an SSH sign-in in the browser; `/ssh/approve/CODE` opens one code.
+pub const SSH_APPROVE: &str = "/ssh/approve";
 /// The account page (password, security code, TOTP).
 pub const ACCOUNT: &str = "/account";
 /// The browser console: server navigator and terminal tabs.
@@ -42,6 +44,10 @@ pub fn is_public(path: &str) -> bool {
         || path == SAML_ACS
         || path == SAML_LOGIN
         || path == HEALTHZ
+        // The approval pages send visitors through the identity provider themselves: a password
+        // session cannot approve, so the panel's own sign-in page is the wrong detour.
+        || path == SSH_APPROVE
+        || path.starts_with("/ssh/approve/")
         || path == "/favicon.svg"
         || path == "/favicon.ico"
         || path.starts_with(PKG_PREFIX)

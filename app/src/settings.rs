@@ -70,6 +70,8 @@ pub struct SettingsView {
     pub web_auth: String,
     pub auto_create_users: bool,
     pub skip_2fa: bool,
+    /// Native SSH sign-in approved in a browser signed in through SAML.
+    pub ssh_browser_approval: bool,
     pub sp_entity_id: String,
     pub sp_acs_url: String,
     pub sp_metadata_url: String,
@@ -138,6 +140,7 @@ pub mod backend {
             &self,
             ctx: &RequestContext,
             skip_2fa: bool,
+            ssh_browser_approval: bool,
         ) -> Result<(), ApiError>;
         async fn save_saml(&self, ctx: &RequestContext, form: SamlForm) -> Result<(), ApiError>;
         /// Downloads the IdP's metadata and reads it, storing nothing.
@@ -194,10 +197,13 @@ pub async fn save_general_settings(
 pub async fn save_two_factor_settings(
     csrf_token: String,
     skip_2fa: Option<String>,
+    ssh_browser_approval: Option<String>,
 ) -> Result<(), ApiError> {
     let _ = csrf_token;
     let (backend, ctx) = backend::current()?;
-    backend.save_two_factor(&ctx, skip_2fa.is_some()).await
+    backend
+        .save_two_factor(&ctx, skip_2fa.is_some(), ssh_browser_approval.is_some())
+        .await
 }
 
 #[server(endpoint = "admin/settings/saml")]
@@ -371,7 +377,19 @@ fn TwoFactorSection(
                     "Skip two-factor authentication for SAML"
                 </label>
                 <p class="hint">
-                    "SSH sign-in then skips the verification code while the person holds a live panel session that came through SAML; otherwise it asks as usual."
+                    "SSH sign-in then skips the verification code while the person holds a live panel session that came through SAML; otherwise it asks as usual. Signing out of the panel ends SSH connections opened that way."
+                </p>
+                <label class="check">
+                    <input
+                        type="checkbox"
+                        name="ssh_browser_approval"
+                        value="on"
+                        checked=data.ssh_browser_approval
+                    />
+                    "Approve SSH sign-ins in the browser"
+                </label>
+                <p class="hint">
+                    "Instead of password and security code, the SSH client shows a link and a code; the person approves it in a browser signed in through SAML, which names the client's address and time. Codes expire within two minutes and work once. Signing out of the panel, or being disabled, ends SSH connections approved that way. Typing a password at the prompt still signs in the usual way."
                 </p>
                 <Outcome value=Signal::from(action.value()) />
                 <button type="submit">"Save"</button>

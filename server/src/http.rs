@@ -88,6 +88,11 @@ pub fn router(state: HttpState) -> Router {
         .route(paths::CONSOLE_WS, get(crate::webssh::upgrade))
         .route(paths::SAML_METADATA, get(saml::web::sp_metadata))
         .route(paths::SAML_LOGIN, get(saml::web::login))
+        .route(paths::SSH_APPROVE, get(crate::ssh_approval::web::entry))
+        .route(
+            "/ssh/approve/{code}",
+            get(crate::ssh_approval::web::show).post(crate::ssh_approval::web::decide),
+        )
         .route(
             paths::SAML_ACS,
             post(saml::web::acs).layer(DefaultBodyLimit::max(SAML_BODY_LIMIT)),

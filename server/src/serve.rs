@@ -74,6 +74,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         gateway::Deps {
             auth: auth.clone(),
             onward: onward.clone(),
+            public_url: config.public_url.clone(),
         },
         host_key,
     ));
@@ -151,6 +152,9 @@ async fn purge_expired_sessions(storage: Storage) {
         // a complaint. Remembered assertion IDs go once the assertion itself has expired.
         if let Err(e) = storage.prune_saml(now - 86_400, now).await {
             warn!(error = %e, "pruning SAML sign-in records failed");
+        }
+        if let Err(e) = storage.prune_ssh_approvals(now - 86_400).await {
+            warn!(error = %e, "pruning SSH approval records failed");
         }
     }
 }

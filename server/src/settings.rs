@@ -169,9 +169,10 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
         key: SAML_SSH_BROWSER_APPROVAL,
         default: "false",
-        help: "Native SSH sign-in approved in a browser signed in through SAML instead of a \
-               password. Not available yet: only `false` is accepted.",
-        kind: Kind::Custom(browser_approval_unavailable),
+        help: "Native SSH sign-in approved in a browser signed in through SAML, instead of \
+               password and security code: the SSH client shows a link and a code to approve. \
+               Needs the identity provider configured.",
+        kind: Kind::Bool,
     },
     SettingDef {
         key: SAML_SIGN_REQUESTS,
@@ -231,19 +232,6 @@ pub enum SettingsError {
 
 pub fn definition(key: &str) -> Option<&'static SettingDef> {
     SETTINGS.iter().find(|s| s.key == key)
-}
-
-/// The key is reserved so that scripts can rely on it, but the feature is not built yet: turning
-/// it on is refused rather than silently accepted.
-fn browser_approval_unavailable(value: &str) -> Result<String, String> {
-    match check(&Kind::Bool, value)?.as_str() {
-        "false" => Ok("false".into()),
-        _ => Err(
-            "approving SSH sign-ins in the browser is not available in this version of \
-                  Jumpgate; sign in to SSH with password and security code (or an SSH key)"
-                .into(),
-        ),
-    }
 }
 
 /// Checks a value for `key` and returns it in canonical form.
@@ -338,7 +326,8 @@ pub async fn set(storage: &Storage, key: &str, value: &str) -> Result<String, Se
     Ok(stored.pop().unwrap_or_default())
 }
 
-/// The settings that must all be filled in while the web panel signs in through SAML.
+/// The settings that must all be filled in while the web panel signs in through SAML or SSH
+/// sign-ins are approved through it.
 const NEEDED_FOR_SAML: [(&str, &str); 3] = [
     (SAML_IDP_ENTITY_ID, "the identity provider's entity ID"),
     (SAML_IDP_SSO_URL, "its single sign-on URL"),
@@ -348,9 +337,9 @@ const NEEDED_FOR_SAML: [(&str, &str); 3] = [
 /// Checks every value first and stores them only when all are good, so that a form with one
 /// bad field changes nothing. Returns the stored (canonical) values in order.
 ///
-/// Switching the web panel to SAML is refused until the identity provider is configured,
-/// certificates included, and so is removing any of that while SAML is on: nobody gets locked
-/// out, and no response is ever accepted unsigned.
+/// Switching the web panel to SAML, or SSH sign-in to browser approval, is refused until the
+/// identity provider is configured, certificates included, and so is removing any of that while
+/// either is on: nobody gets locked out, and no response is ever accepted unsigned.
 pub async fn set_many(
     storage: &Storage,
     changes: &[(&str, &str)],
@@ -359,9 +348,11 @@ pub async fn set_many(
     for (key, value) in changes {
         canonical.push(validate(key, value)?);
     }
-    let touches_saml_rule = changes
-        .iter()
-        .any(|(k, _)| *k == WEB_AUTH || NEEDED_FOR_SAML.iter().any(|(n, _)| n == k));
+    let touches_saml_rule = changes.iter().any(|(k, _)| {
+        *k == WEB_AUTH
+            || *k == SAML_SSH_BROWSER_APPROVAL
+            || NEEDED_FOR_SAML.iter().any(|(n, _)| n == k)
+    });
     if touches_saml_rule {
         // The value each key will have once this change is stored.
         let after = |key: &str| -> Option<String> {
@@ -372,41 +363,49 @@ pub async fn set_many(
                 .find(|((k, _), _)| *k == key)
                 .map(|(_, v)| v.clone())
         };
-        let web_auth = match after(WEB_AUTH) {
-            Some(v) => v,
-            None => get(storage, WEB_AUTH).await?,
-        };
-        if web_auth == "saml" {
+        let mut users = Vec::new();
+        for (key, on) in [(WEB_AUTH, "saml"), (SAML_SSH_BROWSER_APPROVAL, "true")] {
+            let value = match after(key) {
+                Some(v) => v,
+                None => get(storage, key).await?,
+            };
+            if value == on {
+                users.push(key);
+            }
+        }
+        if let Some(first_user) = users.first() {
             for (needed, what) in NEEDED_FOR_SAML {
                 let value = match after(needed) {
                     Some(v) => v,
                     None => get(storage, needed).await?,
                 };
-                if value.is_empty() {
-                    let switching = after(WEB_AUTH).is_some();
-                    let (key, message) = if switching {
-                        (
-                            WEB_AUTH,
-                            format!(
-                                "SAML is not configured yet: {what} is missing (`{needed}`). \
-                                 Fetch the identity provider's metadata first \
-                                 (`jumpgate saml fetch URL`)."
-                            ),
-                        )
-                    } else {
-                        (
-                            needed,
-                            format!(
-                                "the web panel signs in through SAML, which needs {what}. \
-                                 Switch `web_auth` to `password` first."
-                            ),
-                        )
-                    };
-                    return Err(SettingsError::Invalid {
-                        key: key.to_string(),
-                        message,
-                    });
+                if !value.is_empty() {
+                    continue;
                 }
+                // Blame the switch being turned on in this change, if any; otherwise the
+                // identity provider field being emptied.
+                let switching = users.iter().find(|k| after(k).is_some());
+                let (key, message) = match switching {
+                    Some(key) => (
+                        *key,
+                        format!(
+                            "SAML is not configured yet: {what} is missing (`{needed}`). \
+                             Fetch the identity provider's metadata first \
+                             (`jumpgate saml fetch URL`)."
+                        ),
+                    ),
+                    None => (
+                        needed,
+                        format!(
+                            "`{first_user}` relies on SAML, which needs {what}. Turn that \
+                             off first."
+                        ),
+                    ),
+                };
+                return Err(SettingsError::Invalid {
+                    key: key.to_string(),
+                    message,
+                });
             }
         }
     }
@@ -429,7 +428,7 @@ mod tests {
         assert_eq!(validate(SAML_SKIP_2FA, "On").unwrap(), "true");
         assert!(validate(SAML_SKIP_2FA, "maybe").is_err());
         assert_eq!(validate(SAML_SSH_BROWSER_APPROVAL, "off").unwrap(), "false");
-        assert!(validate(SAML_SSH_BROWSER_APPROVAL, "true").is_err());
+        assert_eq!(validate(SAML_SSH_BROWSER_APPROVAL, "on").unwrap(), "true");
         assert_eq!(validate(WEB_AUTH, "SAML").unwrap(), "saml");
         assert!(validate(WEB_AUTH, "ldap").is_err());
         assert!(validate(SAML_METADATA_URL, "ftp://x/").is_err());

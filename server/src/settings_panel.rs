@@ -161,6 +161,8 @@ impl SettingsBackend for SettingsPanel {
             web_auth: store::get(storage, store::WEB_AUTH).await?,
             auto_create_users: idp.auto_create_users,
             skip_2fa: store::get_bool(storage, store::SAML_SKIP_2FA).await?,
+            ssh_browser_approval: store::get_bool(storage, store::SAML_SSH_BROWSER_APPROVAL)
+                .await?,
             sp_entity_id: self.sp.entity_id.clone(),
             sp_acs_url: self.sp.acs.clone(),
             sp_metadata_url: self.sp.metadata.clone(),
@@ -228,10 +230,22 @@ impl SettingsBackend for SettingsPanel {
         Ok(())
     }
 
-    async fn save_two_factor(&self, ctx: &RequestContext, skip_2fa: bool) -> Result<(), ApiError> {
+    async fn save_two_factor(
+        &self,
+        ctx: &RequestContext,
+        skip_2fa: bool,
+        ssh_browser_approval: bool,
+    ) -> Result<(), ApiError> {
         let me = self.auth.require_admin(ctx).await?;
-        store::set(self.auth.storage(), store::SAML_SKIP_2FA, flag(skip_2fa)).await?;
-        info!(admin = %me.user.username, skip_2fa, "two-factor settings saved");
+        store::set_many(
+            self.auth.storage(),
+            &[
+                (store::SAML_SKIP_2FA, flag(skip_2fa)),
+                (store::SAML_SSH_BROWSER_APPROVAL, flag(ssh_browser_approval)),
+            ],
+        )
+        .await?;
+        info!(admin = %me.user.username, skip_2fa, ssh_browser_approval, "two-factor settings saved");
         Ok(())
     }
 

@@ -7,7 +7,9 @@
 //! matching, disabled accounts; responses forged from valid ones (signature wrapping, removed
 //! signature, another key, edited email, a comment inside the email, expired, not yet valid,
 //! wrong audience, destination and InResponseTo, replay, DTD, oversized body), each refused for
-//! its reason; and the TOTP skip on native SSH with and without a live SAML web session.
+//! its reason; the TOTP skip on native SSH with and without a live SAML web session; and SSH
+//! sign-in approved in the browser (who may approve, once only, denial, and the connection
+//! ending with the web session or the account).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -398,6 +400,50 @@ impl Site {
             .unwrap()
     }
 
+    /// A real sshd as server `web01` in group `prod`, which bob is granted.
+    async fn web01_for_bob(&self) -> common::sshd::Sshd {
+        let web = common::sshd::Sshd::start();
+        web.authorize(&self.gw.gateway_public);
+        self.gw
+            .add_server(
+                "web01",
+                "prod",
+                web.port,
+                jumpgate::inventory::Credential::GatewayKey,
+            )
+            .await;
+        self.gw.grant_group("bob", "prod").await;
+        web
+    }
+
+    /// POSTs a form to `path` on the panel with a session cookie and a matching CSRF token, as
+    /// the panel's own forms do.
+    async fn post_form(
+        &self,
+        path: &str,
+        cookie: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let csrf = "c".repeat(43);
+        let mut form = vec![("csrf_token", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.http
+            .post(self.panel.url(path))
+            .header("cookie", format!("{cookie}; jumpgate_csrf={csrf}"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs `email` in to the panel through the IdP; returns the session cookie.
+    async fn saml_cookie(&self, email: &str) -> String {
+        let posted = self.sp_initiated("/", email, &[]).await;
+        let resp = self.post(&posted).await;
+        assert_eq!(resp.status(), 303, "{email} signs in through SAML");
+        session_cookie(&resp).unwrap()
+    }
+
     /// The account with `email`, which must exist.
     async fn user(&self, email: &str) -> jumpgate::storage::UserRow {
         self.gw
@@ -418,9 +464,10 @@ impl Site {
             .unwrap();
         self.gw
             .storage
-            .has_live_saml_session(user.id, 0)
+            .newest_live_saml_session(user.id, 0)
             .await
             .unwrap()
+            .is_some()
     }
 }
 
@@ -951,17 +998,7 @@ async fn forged_responses_are_refused_for_their_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_skips_the_totp_step_only_during_a_live_saml_session() {
     let site = site().await;
-    let web = common::sshd::Sshd::start();
-    web.authorize(&site.gw.gateway_public);
-    site.gw
-        .add_server(
-            "web01",
-            "prod",
-            web.port,
-            jumpgate::inventory::Credential::GatewayKey,
-        )
-        .await;
-    site.gw.grant_group("bob", "prod").await;
+    let _web = site.web01_for_bob().await;
     site.gw.set(settings::SAML_SKIP_2FA, "true").await;
     let client = site.gw.client(&site.bob);
     let asked_for_totp = |client: &common::gateway::Client| {
@@ -1019,6 +1056,257 @@ async fn ssh_skips_the_totp_step_only_during_a_live_saml_session() {
     client.set_answer("totp", &common::gateway::totp_now(&site.bob));
     let _ = client.ssh("bob:web01", &["true"]).await;
     assert!(asked_for_totp(&client), "{:?}", client.prompts());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Native SSH approved in the browser
+
+/// The real `ssh` running in the background with its output going to files, for sign-ins that
+/// wait for something to happen in the browser.
+struct Background {
+    child: tokio::process::Child,
+    out: std::path::PathBuf,
+    err: std::path::PathBuf,
+}
+
+fn background_ssh(client: &common::gateway::Client, user: &str, command: &str) -> Background {
+    let tag = rand_tag();
+    let out = client.path(&format!("out-{tag}"));
+    let err = client.path(&format!("err-{tag}"));
+    let mut c = client.command("ssh");
+    c.arg("-p")
+        .arg(client.port.to_string())
+        .arg(format!("{user}@127.0.0.1"))
+        .arg(command)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap());
+    Background {
+        child: c.spawn().unwrap(),
+        out,
+        err,
+    }
+}
+
+fn rand_tag() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
+/// Waits until the file holds `needle`; returns its text.
+async fn wait_in_file(path: &std::path::Path, needle: &str, secs: u64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} did not appear in {}: {text}",
+            path.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+impl Background {
+    /// The approval page's path from the link the gateway showed.
+    async fn approval_path(&self) -> String {
+        let base = format!("{}ssh/approve/", common::gateway::PANEL_URL);
+        let err = wait_in_file(&self.err, &base, 30).await;
+        let at = err.rfind(&base).unwrap() + base.len() - "/ssh/approve/".len();
+        err[at..].split_whitespace().next().unwrap().to_string()
+    }
+
+    async fn finished(mut self) -> (std::process::ExitStatus, String, String) {
+        let status = tokio::time::timeout(std::time::Duration::from_secs(60), self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "ssh did not finish; it wrote {:?} and {:?}",
+                    std::fs::read_to_string(&self.out),
+                    std::fs::read_to_string(&self.err)
+                )
+            })
+            .unwrap();
+        (
+            status,
+            std::fs::read_to_string(&self.out).unwrap(),
+            std::fs::read_to_string(&self.err).unwrap(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_sign_in_is_approved_once_in_the_browser_and_ends_with_the_web_session() {
+    let site = site().await;
+    let _web = site.web01_for_bob().await;
+    site.gw.add_user("carol", false).await;
+    site.gw
+        .set(settings::SAML_SSH_BROWSER_APPROVAL, "true")
+        .await;
+    let bob = site.saml_cookie("bob@example.test").await;
+    let carol = site.saml_cookie("carol@example.test").await;
+
+    // The SSH client shows a link; the page names the account, the client and the target.
+    let client = site.gw.client(&site.bob);
+    let ssh = background_ssh(&client, "bob:web01", "echo in-$((6*7)); sleep 120");
+    let path = ssh.approval_path().await;
+    let page = site.get_with(&path, &bob).await;
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    for shown in [
+        "127.0.0.1",
+        "<strong>bob</strong>",
+        "web01",
+        "Approve",
+        "Deny",
+    ] {
+        assert!(page.contains(shown), "{shown} on the page: {page}");
+    }
+
+    // Without a session the page goes through the IdP and comes back to the same code.
+    let resp = site.get_with(&path, "").await;
+    assert_eq!(resp.status(), 303);
+    let encoded: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
+    assert_eq!(location(&resp), format!("/saml/login?return={encoded}"));
+    // A password session is not enough either.
+    let resp = site.get_with(&path, &password_session(&site).await).await;
+    assert_eq!(resp.status(), 303);
+    // Another account's SAML session may neither see nor decide it.
+    let resp = site.get_with(&path, &carol).await;
+    assert_eq!(resp.status(), 403);
+    assert!(!resp.text().await.unwrap().contains("127.0.0.1"));
+    let resp = site
+        .post_form(&path, &carol, &[("decision", "approve")])
+        .await;
+    assert_eq!(resp.status(), 403);
+    // Without the form token, nothing is decided.
+    let resp = site
+        .http
+        .post(site.panel.url(&path))
+        .header("cookie", &bob)
+        .form(&[("decision", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    // Approved: Enter completes the sign-in without password or security code.
+    let resp = site
+        .post_form(&path, &bob, &[("decision", "approve")])
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("Approved"));
+    client.set_answer("approval", "");
+    wait_in_file(&ssh.out, "in-42", 30).await;
+    let prompts = client.prompts();
+    assert!(
+        prompts
+            .iter()
+            .all(|p| !p.contains("Password") && !p.contains("Security")),
+        "{prompts:?}"
+    );
+    // Once only.
+    let resp = site
+        .post_form(&path, &bob, &[("decision", "approve")])
+        .await;
+    assert_eq!(resp.status(), 410);
+
+    // Signing out of the panel ends the SSH connection that relied on it.
+    let resp = site.post_form("/api/logout", &bob, &[]).await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let (status, out, err) = ssh.finished().await;
+    assert!(!status.success());
+    assert_eq!(out, "in-42\n");
+    assert!(err.contains("relied on it"), "{err}");
+
+    // Denied: the client is refused.
+    let bob = site.saml_cookie("bob@example.test").await;
+    let client = site.gw.client(&site.bob);
+    let ssh = background_ssh(&client, "bob:web01", "echo in-$((6*7))");
+    let path = ssh.approval_path().await;
+    let resp = site.post_form(&path, &bob, &[("decision", "deny")]).await;
+    assert_eq!(resp.status(), 200);
+    client.set_answer("approval", "");
+    let (status, out, err) = ssh.finished().await;
+    assert!(!status.success());
+    assert_eq!(out, "");
+    assert!(err.contains("denied in the browser"), "{err}");
+
+    // A password typed at the prompt signs in the usual way (accounts outside SSO).
+    let client = site.gw.client(&site.bob);
+    client.set_answer("approval", &site.bob.password);
+    client.set_answer("totp", &common::gateway::totp_now(&site.bob));
+    let out = client.ssh("bob:web01", &["echo in-$((6*7))"]).await;
+    assert_eq!(
+        common::gateway::text(&out.stdout),
+        "in-42\n",
+        "{}",
+        common::gateway::text(&out.stderr)
+    );
+
+    // Disabling the account ends an approved connection too.
+    let client = site.gw.client(&site.bob);
+    let ssh = background_ssh(&client, "bob:web01", "echo in-$((6*7)); sleep 120");
+    let path = ssh.approval_path().await;
+    let resp = site
+        .post_form(&path, &bob, &[("decision", "approve")])
+        .await;
+    assert_eq!(resp.status(), 200);
+    client.set_answer("approval", "");
+    wait_in_file(&ssh.out, "in-42", 30).await;
+    let id = site.user("bob@example.test").await.id;
+    site.gw
+        .storage
+        .set_user_status(id, "disabled")
+        .await
+        .unwrap();
+    let (status, _, err) = ssh.finished().await;
+    assert!(!status.success());
+    assert!(err.contains("disabled"), "{err}");
+
+    // Turned off: the pages say so and the SSH client asks for the password again.
+    site.gw
+        .set(settings::SAML_SSH_BROWSER_APPROVAL, "false")
+        .await;
+    let resp = site.get_with("/ssh/approve/BCDF-2345", &carol).await;
+    assert_eq!(resp.status(), 404);
+}
+
+/// A panel session signed in with bob's password, for pages that demand a SAML one.
+async fn password_session(site: &Site) -> String {
+    let id = site.user("bob@example.test").await.id;
+    let row = jumpgate::storage::SessionRow {
+        id_hash: jumpgate::auth::session::hash_token("password-session-token-of-bob-000000000"),
+        user_id: id,
+        stage: "active".into(),
+        auth_method: "password".into(),
+        client_ip: "127.0.0.1".into(),
+        created_at: jumpgate::storage::now(),
+        last_seen_at: jumpgate::storage::now(),
+        expires_at: jumpgate::storage::now() + 3600,
+    };
+    site.gw.storage.insert_session(&row).await.unwrap();
+    "jumpgate_session=password-session-token-of-bob-000000000".to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssh_connection_that_skipped_totp_ends_with_the_saml_session() {
+    let site = site().await;
+    let _web = site.web01_for_bob().await;
+    site.gw.set(settings::SAML_SKIP_2FA, "true").await;
+    let bob = site.saml_cookie("bob@example.test").await;
+    let client = site.gw.client(&site.bob);
+    client.set_answer("totp", "000000");
+    let ssh = background_ssh(&client, "bob:web01", "echo in-$((6*7)); sleep 120");
+    wait_in_file(&ssh.out, "in-42", 30).await;
+    let resp = site.post_form("/api/logout", &bob, &[]).await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let (status, _, err) = ssh.finished().await;
+    assert!(!status.success());
+    assert!(err.contains("relied on it"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1276,6 +1564,47 @@ async fn saml_bookkeeping_works_on_every_backend() {
         let s = &db.storage;
         let label = db.label;
         let now = jumpgate::storage::now();
+
+        // SSH approvals: decided once, taken once, never after expiry.
+        use jumpgate::storage::ApprovalState;
+        for (hash, expires) in [
+            ("h-old", now - 1),
+            ("h-new", now + 100),
+            ("h-no", now + 100),
+        ] {
+            s.insert_ssh_approval(hash, "bob", Some("web01"), "192.0.2.1", expires)
+                .await
+                .unwrap();
+        }
+        let decide = |hash: &'static str, approve: bool| async move {
+            s.decide_ssh_approval(hash, approve, 1, "sess")
+                .await
+                .unwrap()
+        };
+        let take = |hash: &'static str| async move { s.take_ssh_approval(hash).await.unwrap() };
+        let taken = ApprovalState::Taken {
+            user_id: 1,
+            session_hash: "sess".into(),
+        };
+        assert!(!decide("h-old", true).await, "{label}");
+        assert_eq!(take("h-old").await, ApprovalState::Gone, "{label}");
+        assert_eq!(take("h-new").await, ApprovalState::Pending, "{label}");
+        assert!(decide("h-new", true).await, "{label}");
+        assert!(!decide("h-new", false).await, "{label}");
+        assert_eq!(take("h-new").await, taken, "{label}");
+        assert_eq!(take("h-new").await, ApprovalState::Gone, "{label}");
+        assert!(decide("h-no", false).await, "{label}");
+        assert_eq!(take("h-no").await, ApprovalState::Denied, "{label}");
+        assert_eq!(take("h-unknown").await, ApprovalState::Gone, "{label}");
+        let row = s.ssh_approval("h-new").await.unwrap().unwrap();
+        assert_eq!(
+            (row.target.as_deref(), row.state.as_str()),
+            (Some("web01"), "used"),
+            "{label}"
+        );
+        s.prune_ssh_approvals(now + 10).await.unwrap();
+        assert!(s.ssh_approval("h-new").await.unwrap().is_none(), "{label}");
+
         s.insert_saml_request("_jgA", "/console", None)
             .await
             .unwrap();
@@ -1376,7 +1705,13 @@ async fn saml_bookkeeping_works_on_every_backend() {
             .unwrap();
         let (_, json) = s.saml_test_result(admin).await.unwrap().unwrap();
         assert_eq!(json, "{\"ok\":false}", "{label}");
-        assert!(!s.has_live_saml_session(admin, 0).await.unwrap(), "{label}");
+        assert!(
+            s.newest_live_saml_session(admin, 0)
+                .await
+                .unwrap()
+                .is_none(),
+            "{label}"
+        );
     }
 }
 

@@ -53,6 +53,9 @@ impl From<ServiceError> for SshSignInError {
 pub enum FirstFactors {
     /// Signed in; no TOTP on this account.
     Done(Box<UserRow>),
+    /// Signed in without the verification code, on the strength of a live SAML web session
+    /// (its hash): the SSH connection lasts only as long as that session.
+    DoneBySamlSession(Box<UserRow>, String),
     /// Right so far; ask for the verification code next.
     NeedsTotp(Box<UserRow>),
 }
@@ -107,10 +110,10 @@ impl Auth {
             .await
             .map_err(ServiceError::from)?;
         if user.totp_secret.is_some() {
-            if self.ssh_skips_totp(&user).await? {
+            if let Some(session) = self.ssh_totp_skip_session(&user).await? {
                 self.ssh_signed_in(&user, ip, "password+security_code+saml_session")
                     .await?;
-                return Ok(FirstFactors::Done(Box::new(user)));
+                return Ok(FirstFactors::DoneBySamlSession(Box::new(user), session));
             }
             return Ok(FirstFactors::NeedsTotp(Box::new(user)));
         }
@@ -154,20 +157,38 @@ impl Auth {
         Ok(fresh)
     }
 
-    /// True when the verification code may be skipped: the administrator turned on "skip
-    /// two-factor authentication for SAML" and the user holds a live web session that was
-    /// signed in through the identity provider (which did its own second factor).
-    ///
-    /// Known shortcoming: this is decided at SSH sign-in only. Signing out of the panel later
-    /// does not end SSH sessions that were opened without the code meanwhile.
-    pub async fn ssh_skips_totp(&self, user: &UserRow) -> Result<bool, ServiceError> {
+    /// The web session (its hash) that lets the verification code be skipped, if any: the
+    /// administrator turned on "skip two-factor authentication for SAML" and the user holds a
+    /// live web session that was signed in through the identity provider (which did its own
+    /// second factor). The SSH connection then depends on that session: the gateway ends it
+    /// when the session ends.
+    pub async fn ssh_totp_skip_session(
+        &self,
+        user: &UserRow,
+    ) -> Result<Option<String>, ServiceError> {
         if !crate::settings::get_bool(&self.storage, crate::settings::SAML_SKIP_2FA).await? {
-            return Ok(false);
+            return Ok(None);
         }
+        Ok(self
+            .storage
+            .newest_live_saml_session(user.id, self.idle_cutoff().await?)
+            .await?)
+    }
+
+    /// Web sessions last seen before this moment have expired for idleness.
+    pub async fn idle_cutoff(&self) -> Result<i64, ServiceError> {
         let idle =
             crate::settings::get_i64(&self.storage, crate::settings::SESSION_IDLE_MINUTES).await?;
-        let cutoff = crate::storage::now() - idle * 60;
-        Ok(self.storage.has_live_saml_session(user.id, cutoff).await?)
+        Ok(crate::storage::now() - idle * 60)
+    }
+
+    /// Records a sign-in that a browser approved (see [`crate::ssh_approval`]).
+    pub async fn ssh_approved_sign_in(
+        &self,
+        user: &UserRow,
+        ip: IpAddr,
+    ) -> Result<(), SshSignInError> {
+        self.ssh_signed_in(user, ip, "browser_approval").await
     }
 
     async fn ssh_signed_in(

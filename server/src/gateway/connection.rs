@@ -10,11 +10,16 @@
 //! code; with TOTP on, the key only partly signs in and keyboard-interactive then asks for the
 //! verification code alone.
 //!
+//! With browser approval on (see [`crate::ssh_approval`]), the first round shows a link and a
+//! code instead; pressing Enter once the browser approved completes the sign-in, while typing a
+//! password there goes on with the usual prompts (for accounts outside single sign-on).
+//!
 //! The user name may carry a target: `alice:web01` (or `alice@web01`, which scp and sftp can
 //! carry) signs in as `alice` and sends every session channel straight to `web01`.
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey,
@@ -28,7 +33,8 @@ use super::registry::ConnState;
 use super::{Shared, relay};
 use crate::auth::ssh::{FirstFactors, SshSignInError};
 use crate::settings;
-use crate::storage::UserRow;
+use crate::ssh_approval;
+use crate::storage::{ApprovalState, UserRow};
 
 /// Wrong answers accepted in one keyboard-interactive exchange before it fails.
 const TRIES_PER_EXCHANGE: u32 = 3;
@@ -43,6 +49,8 @@ enum Stage {
     Code { password: Zeroizing<String> },
     /// Waiting for the verification code of a user whose first factors were right.
     Totp { user: Box<UserRow> },
+    /// Showing a browser-approval code; Enter checks it, anything else is a password.
+    Approval { code_hash: String, how: String },
     /// A final message was shown; the next answer ends the method.
     Refused,
 }
@@ -58,6 +66,8 @@ pub struct Connection {
     /// The last user name given and what it was read as (login, target).
     resolved: Option<(String, (String, Option<String>))>,
     signed_in: Option<SignedIn>,
+    /// The person denied this connection in the browser: every further method is refused.
+    denied: bool,
 }
 
 struct SignedIn {
@@ -91,6 +101,10 @@ fn prompt(text: &'static str, instructions: String) -> Auth {
 const PASSWORD: &str = "Password: ";
 const SECURITY_CODE: &str = "Security code: ";
 const VERIFICATION_CODE: &str = "Verification code: ";
+const APPROVED: &str = "Press Enter once approved (or type your password): ";
+
+/// How long one Enter waits for the browser before asking again.
+const APPROVAL_WAIT: Duration = Duration::from_secs(30);
 
 fn answer(response: Option<Response<'_>>) -> Zeroizing<String> {
     let first = response.and_then(|mut r| r.next());
@@ -112,6 +126,7 @@ impl Connection {
             key_user: None,
             resolved: None,
             signed_in: None,
+            denied: false,
         }
     }
 
@@ -169,7 +184,13 @@ impl Connection {
         prompt(text, format!("{e} Try again."))
     }
 
-    async fn finish(&mut self, user: UserRow, target: Option<&str>) -> Auth {
+    /// Completes the sign-in; `web_session` is the web session it relied on, if any.
+    async fn finish(
+        &mut self,
+        user: UserRow,
+        target: Option<&str>,
+        web_session: Option<String>,
+    ) -> Auth {
         let max = settings::get_i64(self.shared.storage(), settings::SSH_MAX_SESSIONS_PER_USER)
             .await
             .unwrap_or(10);
@@ -182,6 +203,9 @@ impl Connection {
                 "You already have {open} open gateway connections, the most allowed. Close one and connect again."
             ));
         }
+        if let Some(hash) = web_session {
+            self.conn.depend_on_web_session(hash);
+        }
         self.conn.set_user(user.id, &user.username);
         self.span.record("user", user.username.as_str());
         if let Some(t) = target {
@@ -192,6 +216,81 @@ impl Connection {
             target: target.map(str::to_string),
         });
         Auth::Accept
+    }
+
+    /// Enter was pressed on the approval prompt: wait a while for the browser's decision.
+    async fn approval(
+        &mut self,
+        login: &str,
+        target: Option<&str>,
+        code_hash: String,
+        how: String,
+    ) -> Auth {
+        let storage = self.shared.storage();
+        let state = match ssh_approval::wait(storage, &code_hash, APPROVAL_WAIT).await {
+            Ok(state) => state,
+            Err(e) => {
+                warn!(error = %e, "could not read a browser approval");
+                return self.refuse(SshSignInError::Internal.to_string());
+            }
+        };
+        let (user_id, session_hash) = match state {
+            ApprovalState::Taken {
+                user_id,
+                session_hash,
+            } => (user_id, session_hash),
+            ApprovalState::Pending => {
+                self.stage = Stage::Approval {
+                    code_hash,
+                    how: how.clone(),
+                };
+                return prompt(APPROVED, format!("Not approved yet.\n{how}"));
+            }
+            ApprovalState::Denied => {
+                info!(login, client = %self.conn.peer, "SSH sign-in denied in the browser");
+                self.denied = true;
+                return self.refuse("The sign-in was denied in the browser.".into());
+            }
+            ApprovalState::Gone => {
+                return self.refuse(
+                    "The approval code expired or was already used. Connect again for a new one."
+                        .into(),
+                );
+            }
+        };
+        // The page checked that the approver owns the login; the account is read again here in
+        // case it was disabled or renamed in between.
+        let user = match (
+            storage.user_by_id(user_id).await,
+            storage.user_by_login(login).await,
+        ) {
+            (Ok(Some(approver)), Ok(Some(named)))
+                if approver.id == named.id && approver.is_active() =>
+            {
+                approver
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %e, "could not read the approving account");
+                return self.refuse(SshSignInError::Internal.to_string());
+            }
+            _ => {
+                warn!(
+                    login,
+                    "a browser approval no longer matches an active account"
+                );
+                return self
+                    .refuse("The approving account is not this login, or it was disabled.".into());
+            }
+        };
+        if let Err(e) = self
+            .shared
+            .auth
+            .ssh_approved_sign_in(&user, self.conn.peer.ip())
+            .await
+        {
+            return self.refuse(e.to_string());
+        }
+        self.finish(user, target, Some(session_hash)).await
     }
 
     fn session_ctx(&self, session: &Session) -> Option<SessionCtx> {
@@ -219,7 +318,7 @@ impl server::Handler for Connection {
         _submethods: &str,
         response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
-        if !acceptable_name(user) {
+        if !acceptable_name(user) || self.denied {
             return Ok(Auth::reject());
         }
         let (login, target) = self.resolve(user).await;
@@ -242,6 +341,36 @@ impl server::Handler for Connection {
                 self.stage = Stage::Totp { user: user.clone() };
                 return Ok(prompt(VERIFICATION_CODE, String::new()));
             }
+            if ssh_approval::enabled(self.shared.storage()).await {
+                match ssh_approval::open(
+                    self.shared.storage(),
+                    &self.shared.public_url,
+                    login,
+                    target,
+                    ip,
+                )
+                .await
+                {
+                    Ok(opened) => {
+                        let how = format!(
+                            "Approve this sign-in in a browser signed in to Jumpgate:\n  {}\n\
+                             (or open {} and type {}). The code expires in {} seconds.\n",
+                            opened.url,
+                            opened.entry_url,
+                            opened.code,
+                            ssh_approval::LIFETIME_SECONDS
+                        );
+                        self.stage = Stage::Approval {
+                            code_hash: opened.code_hash,
+                            how: how.clone(),
+                        };
+                        return Ok(prompt(APPROVED, how));
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "could not open a browser approval; asking for the password")
+                    }
+                }
+            }
             self.stage = Stage::Password;
             return Ok(prompt(PASSWORD, String::new()));
         }
@@ -253,9 +382,20 @@ impl server::Handler for Connection {
                 self.stage = Stage::Code { password: given };
                 prompt(SECURITY_CODE, String::new())
             }
+            Stage::Approval { code_hash, how } if given.trim().is_empty() => {
+                self.approval(login, target, code_hash, how).await
+            }
+            Stage::Approval { .. } => {
+                // A password instead: on with the usual prompts.
+                self.stage = Stage::Code { password: given };
+                prompt(SECURITY_CODE, String::new())
+            }
             Stage::Code { password } => {
                 match auth.ssh_first_factors(login, &password, &given, ip).await {
-                    Ok(FirstFactors::Done(user)) => self.finish(*user, target).await,
+                    Ok(FirstFactors::Done(user)) => self.finish(*user, target, None).await,
+                    Ok(FirstFactors::DoneBySamlSession(user, session)) => {
+                        self.finish(*user, target, Some(session)).await
+                    }
                     Ok(FirstFactors::NeedsTotp(user)) => {
                         self.stage = Stage::Totp { user };
                         prompt(VERIFICATION_CODE, String::new())
@@ -273,7 +413,7 @@ impl server::Handler for Connection {
                     {
                         warn!(error = %e, "could not record the key's use");
                     }
-                    self.finish(fresh, target).await
+                    self.finish(fresh, target, None).await
                 }
                 Err(e @ SshSignInError::InvalidTotpCode) => {
                     self.wrong_answer(e, Stage::Totp { user })
@@ -291,7 +431,7 @@ impl server::Handler for Connection {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         // Only keys registered to this login are worth a signature; others fail here cheaply.
-        if !acceptable_name(user) {
+        if !acceptable_name(user) || self.denied {
             return Ok(Auth::reject());
         }
         let (login, _) = self.resolve(user).await;
@@ -311,7 +451,7 @@ impl server::Handler for Connection {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        if !acceptable_name(user) {
+        if !acceptable_name(user) || self.denied {
             return Ok(Auth::reject());
         }
         let (login, target) = self.resolve(user).await;
@@ -325,14 +465,18 @@ impl server::Handler for Connection {
             }
         };
         let (user, key_id) = owner;
-        let skip_totp = match self.shared.auth.ssh_skips_totp(&user).await {
-            Ok(skip) => skip,
-            Err(e) => {
-                warn!(error = %e, "could not check for a SAML web session");
-                false
+        let skip_totp = if user.totp_secret.is_some() {
+            match self.shared.auth.ssh_totp_skip_session(&user).await {
+                Ok(session) => session,
+                Err(e) => {
+                    warn!(error = %e, "could not check for a SAML web session");
+                    None
+                }
             }
+        } else {
+            None
         };
-        if user.totp_secret.is_some() && !skip_totp {
+        if user.totp_secret.is_some() && skip_totp.is_none() {
             // Partly signed in: the client goes on with keyboard-interactive, which asks only
             // for the verification code.
             self.key_user = Some((Box::new(user), key_id));
@@ -350,7 +494,7 @@ impl server::Handler for Connection {
             warn!(error = %e, "could not record a key sign-in");
         }
         // The public-key method cannot carry a message: a refusal is a plain one here.
-        match self.finish(user, target).await {
+        match self.finish(user, target, skip_totp).await {
             Auth::Accept => Ok(Auth::Accept),
             _ => Ok(Auth::reject()),
         }

@@ -11,8 +11,8 @@
 //!   subsystem;
 //! - [`menu`]: the full-screen server menu, drawn with ANSI sequences;
 //! - [`relay`]: the byte pumps both ways, over a target session opened by [`crate::onward`];
-//! - [`registry`]: every open connection, so that limits, idle timeouts and disabled accounts
-//!   are enforced while connections run.
+//! - [`registry`]: every open connection, so that limits, idle timeouts, disabled accounts and
+//!   ended web sessions (for sign-ins that relied on one) are enforced while connections run.
 //!
 //! Nothing a person types runs on the gateway itself: a session channel either draws the menu or
 //! relays to a target.
@@ -44,7 +44,7 @@ pub use registry::Registry;
 /// File name of the gateway's SSH host key in the data directory.
 pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 
-/// How long a client may take from connecting to finishing sign-in.
+/// How long a client may take from connecting to finishing sign-in (browser approval included).
 const LOGIN_GRACE: Duration = Duration::from_secs(120);
 
 /// What the gateway needs from the rest of Jumpgate.
@@ -52,6 +52,8 @@ pub struct Deps {
     pub auth: Auth,
     /// Opens sessions on targets (shared with the browser console).
     pub onward: Onward,
+    /// The web panel's address, for the links of browser approval.
+    pub public_url: url::Url,
 }
 
 /// State shared by every connection.
@@ -59,6 +61,7 @@ pub(crate) struct Shared {
     auth: Auth,
     onward: Onward,
     registry: Arc<Registry>,
+    public_url: url::Url,
 }
 
 impl Shared {
@@ -164,6 +167,7 @@ pub async fn run(listener: TcpListener, deps: Deps, host_key: PrivateKey) {
         auth: deps.auth,
         onward: deps.onward,
         registry: registry.clone(),
+        public_url: deps.public_url,
     });
     tokio::spawn(registry::watchdog(shared.clone(), LOGIN_GRACE));
     if let Ok(addr) = listener.local_addr() {

@@ -1,13 +1,14 @@
 //! Every open gateway connection, and the watchdog that ends the ones that must end: sign-in
-//! taking too long, no input for longer than the idle setting, or an account that was disabled
-//! or deleted while connected.
+//! taking too long, no input for longer than the idle setting, an account that was disabled
+//! or deleted while connected, or a web session that the sign-in relied on (browser approval,
+//! or the TOTP skip for SAML) having ended.
 //!
 //! The watchdog reads the account state from storage, so a change made on any node (web panel,
 //! `jumpgate user disable`) reaches connections on every node within one tick.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,10 @@ pub struct ConnState {
     last_input_ms: AtomicU64,
     /// The signed-in user's id and name, once sign-in succeeded.
     user: OnceLock<(i64, String)>,
+    /// The web session (its hash) this sign-in relied on, and when the watchdog last marked it
+    /// as in use (Unix time).
+    web_session: OnceLock<String>,
+    web_session_touched: AtomicI64,
     handle: OnceLock<russh::server::Handle>,
     /// Turns true when the connection has ended, so that relays waiting on the client stop.
     gone: tokio::sync::watch::Sender<bool>,
@@ -48,6 +53,11 @@ impl ConnState {
 
     pub fn set_user(&self, id: i64, name: &str) {
         let _ = self.user.set((id, name.to_string()));
+    }
+
+    /// Ties this connection to a web session: when that session ends, so does the connection.
+    pub fn depend_on_web_session(&self, id_hash: String) {
+        let _ = self.web_session.set(id_hash);
     }
 
     pub fn user_id(&self) -> Option<i64> {
@@ -92,6 +102,8 @@ impl Registry {
             opened: Instant::now(),
             last_input_ms: AtomicU64::new(0),
             user: OnceLock::new(),
+            web_session: OnceLock::new(),
+            web_session_touched: AtomicI64::new(0),
             handle: OnceLock::new(),
             gone: tokio::sync::watch::channel(false).0,
         });
@@ -152,7 +164,13 @@ pub(super) async fn watchdog(shared: Arc<Shared>, login_grace: Duration) {
             }
         }
 
+        let ended_sessions = ended_web_sessions(&shared, &conns).await;
+
         for conn in conns {
+            let ended = conn
+                .web_session
+                .get()
+                .is_some_and(|s| ended_sessions.contains(s));
             let reason = match conn.user_id() {
                 None if conn.opened.elapsed() > login_grace => {
                     Some("Sign-in took too long. Connect again.")
@@ -161,6 +179,10 @@ pub(super) async fn watchdog(shared: Arc<Shared>, login_grace: Duration) {
                 Some(id) if gone.contains(&id) => {
                     Some("Your account was disabled. Ask an administrator.")
                 }
+                Some(_) if ended => Some(
+                    "Your web panel session ended (signed out or expired), and this SSH sign-in \
+                     relied on it. Sign in to the panel and connect again.",
+                ),
                 Some(_) if conn.idle_for() > idle_limit => {
                     Some("Disconnected after being idle too long. Connect again.")
                 }
@@ -175,4 +197,45 @@ pub(super) async fn watchdog(shared: Arc<Shared>, login_grace: Duration) {
             }
         }
     }
+}
+
+/// The web sessions that connections relied on and that have ended. A session still in use
+/// over SSH is marked as seen, so that working in the terminal keeps the panel session from
+/// expiring for idleness (its absolute lifetime still applies).
+async fn ended_web_sessions(shared: &Shared, conns: &[Arc<ConnState>]) -> HashSet<String> {
+    let mut ended = HashSet::new();
+    if conns.iter().all(|c| c.web_session.get().is_none()) {
+        return ended;
+    }
+    let cutoff = match shared.auth.idle_cutoff().await {
+        Ok(cutoff) => cutoff,
+        Err(e) => {
+            warn!(error = %e, "could not check web sessions of open SSH connections");
+            return ended;
+        }
+    };
+    let now = crate::storage::now();
+    for conn in conns {
+        let Some(hash) = conn.web_session.get() else {
+            continue;
+        };
+        // As with accounts, a storage error is not evidence that the session ended.
+        match shared.storage().web_session_is_live(hash, cutoff).await {
+            Ok(true) => {
+                let in_use = conn.idle_for() < 2 * TICK;
+                let touched = conn.web_session_touched.load(Ordering::Relaxed);
+                if in_use && now - touched >= 60 {
+                    conn.web_session_touched.store(now, Ordering::Relaxed);
+                    if let Err(e) = shared.storage().touch_session(hash, now).await {
+                        warn!(error = %e, "could not mark a web session as in use");
+                    }
+                }
+            }
+            Ok(false) => {
+                ended.insert(hash.clone());
+            }
+            Err(e) => warn!(error = %e, "could not check a web session of an SSH connection"),
+        }
+    }
+    ended
 }

@@ -29,6 +29,7 @@ use super::metadata::{SsoBinding, sp_xml};
 use super::users::{AccountRefusal, account_for, apply_group_mappings};
 use super::{IdpConfig, log_refusal, safe_return_path};
 use crate::http::HttpState;
+use crate::notice::{escape, page, page_with_link};
 use crate::settings;
 use crate::storage;
 
@@ -373,29 +374,6 @@ fn internal(e: impl std::fmt::Display) -> Response {
     )
 }
 
-/// A minimal page for outcomes that happen outside the app (no WebAssembly, no session).
-fn page(status: StatusCode, title: &str, text: &str) -> Response {
-    page_with_link(status, title, text, ("/", "Back to Jumpgate"))
-}
-
-fn page_with_link(status: StatusCode, title: &str, text: &str, link: (&str, &str)) -> Response {
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} – Jumpgate</title>\
-         <link rel=\"stylesheet\" href=\"/pkg/jumpgate.css\"></head><body><main class=\"notice\">\
-         <h1>{t}</h1><p role=\"alert\">{x}</p><p><a href=\"{href}\">{label}</a></p></main></body></html>",
-        t = escape(title),
-        x = escape(text),
-        href = escape(link.0),
-        label = escape(link.1)
-    );
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
-
 /// The HTTP-POST binding: a form the browser submits by itself to `action`.
 fn auto_post(action: &str, field: &str, value: &str, relay_state: &str) -> Response {
     let body = format!(
@@ -414,12 +392,4 @@ fn auto_post(action: &str, field: &str, value: &str, relay_state: &str) -> Respo
         body,
     )
         .into_response()
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }

@@ -9,6 +9,7 @@
 mod inventory;
 mod navigation;
 mod saml;
+mod ssh_approvals;
 mod ssh_keys;
 
 use std::path::Path;
@@ -40,6 +41,7 @@ pub use inventory::{
     GrantRow, GrantTarget, Grantee, NewServer, ServerGroupRow, ServerRow, UserGroupRow,
 };
 pub use saml::{GroupMappingRow, OpenRequest};
+pub use ssh_approvals::{ApprovalRow, ApprovalState};
 pub use ssh_keys::SshKeyRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

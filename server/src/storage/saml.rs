@@ -173,20 +173,6 @@ impl Storage {
         Ok(())
     }
 
-    /// True when the user holds a live, fully signed-in web session that came from SAML.
-    pub async fn has_live_saml_session(&self, user_id: i64, idle_cutoff: i64) -> Result<bool> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM web_sessions WHERE user_id = $1 AND auth_method = 'saml' \
-             AND stage = 'active' AND expires_at > $2 AND last_seen_at > $3",
-        )
-        .bind(user_id)
-        .bind(now())
-        .bind(idle_cutoff)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get::<i64, _>("n")? > 0)
-    }
-
     /// Finds a user by email, compared without regard to case.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<super::UserRow>> {
         self.one_user(

@@ -15,6 +15,11 @@ use jumpgate::{gateway, upstream};
 use tokio::process::Command;
 use zeroize::Zeroizing;
 
+/// The panel address the gateway names in its approval links. Tests take the code from the
+/// link and open it on their own panel server, whose port is not known yet when the gateway
+/// starts.
+pub const PANEL_URL: &str = "https://jumpgate.test/";
+
 pub struct Gateway {
     pub port: u16,
     pub storage: Storage,
@@ -63,6 +68,7 @@ impl Gateway {
                     vault: vault.clone(),
                     gateway_key: Arc::new(gateway_key),
                 },
+                public_url: PANEL_URL.parse().unwrap(),
             },
             host_key,
         ));
@@ -177,7 +183,9 @@ fn script(path: &Path, body: &str) {
 }
 
 /// OpenSSH's `ssh`, `scp` and `sftp` pointed at the gateway, with an askpass program answering
-/// the three prompts from files (so a test can change the answers).
+/// the prompts from files (so a test can change the answers). The browser-approval prompt waits
+/// (up to 100 s) for the file `approval` to appear, as a person waits to press Enter, and takes
+/// it away: each answer is given once.
 pub struct Client {
     pub port: u16,
     pub dir: tempfile::TempDir,
@@ -195,6 +203,7 @@ impl Client {
                 "#!/bin/sh\n\
                  echo \"$1\" >> {d}/prompts\n\
                  case \"$1\" in\n\
+                 *approved*) n=0; while [ ! -e {d}/approval ] && [ $n -lt 500 ]; do sleep 0.2; n=$((n+1)); done; cat {d}/approval; rm -f {d}/approval ;;\n\
                  *Password*) cat {d}/password ;;\n\
                  *Security*) cat {d}/code ;;\n\
                  *Verification*) cat {d}/totp ;;\n\
