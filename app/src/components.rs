@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use crate::SessionResource;
-use crate::api::{ApiError, Logout};
+use crate::api::{ApiError, AuthMethod, Logout};
 
 /// Sends the browser to `path` with a full page load, so that every resource is fetched again
 /// with the new session cookie.
@@ -76,17 +76,43 @@ pub fn Header() -> impl IntoView {
                             <span class="whoami" data-testid="whoami">
                                 {user.username.clone()}
                             </span>
-                            <ActionForm action=logout attr:class="inline">
-                                <CsrfField token=info.csrf_token.clone() />
-                                <button type="submit" class="secondary">
-                                    "Sign out"
-                                </button>
-                            </ActionForm>
+                            {if user.auth_method == AuthMethod::Saml {
+                                // A plain form: the answer may send the browser on to the
+                                // identity provider to end its session too (single logout).
+                                view! {
+                                    <form
+                                        method="post"
+                                        action=crate::paths::SAML_LOGOUT
+                                        class="inline"
+                                    >
+                                        <SignOutFields token=info.csrf_token.clone() />
+                                    </form>
+                                }
+                                    .into_any()
+                            } else {
+                                view! {
+                                    <ActionForm action=logout attr:class="inline">
+                                        <SignOutFields token=info.csrf_token.clone() />
+                                    </ActionForm>
+                                }
+                                    .into_any()
+                            }}
                         },
                     )
                 })}
             </Suspense>
         </header>
+    }
+}
+
+/// The inside of either sign-out form.
+#[component]
+fn SignOutFields(token: String) -> impl IntoView {
+    view! {
+        <CsrfField token=token />
+        <button type="submit" class="secondary">
+            "Sign out"
+        </button>
     }
 }
 

@@ -11,6 +11,12 @@ pub const SAML_METADATA: &str = "/saml/metadata";
 pub const SAML_ACS: &str = "/saml/acs";
 /// Starts a sign-in at the identity provider; `?return=/path` picks the page to come back to.
 pub const SAML_LOGIN: &str = "/saml/login";
+/// Single logout at the identity provider: its logout requests and its answers to ours arrive
+/// here (HTTP-Redirect binding).
+pub const SAML_SLO: &str = "/saml/slo";
+/// Signing out of a panel session that came through SAML (a form POST): ends the session here
+/// and, when the IdP offers single logout, at the IdP too.
+pub const SAML_LOGOUT: &str = "/saml/logout";
 /// Where a person approves an SSH sign-in in the browser; `/ssh/approve/CODE` opens one code.
 pub const SSH_APPROVE: &str = "/ssh/approve";
 /// The account page (password, security code, TOTP).
@@ -43,6 +49,7 @@ pub fn is_public(path: &str) -> bool {
         || path == SAML_METADATA
         || path == SAML_ACS
         || path == SAML_LOGIN
+        || path == SAML_SLO
         || path == HEALTHZ
         // The approval pages send visitors through the identity provider themselves: a password
         // session cannot approve, so the panel's own sign-in page is the wrong detour.

@@ -3,10 +3,11 @@
 // IdP's metadata URL, presses Fetch and Save, switches Web Panel Authentication to SAML and
 // turns on auto-create. People then reach the panel through the IdP (SP-initiated, back to the
 // page they asked for, and IdP-initiated from the IdP's portal); with auto-create off, an unknown
-// person is refused; the administrator's password sign-in stays at /login/local.
+// person is refused; the administrator's password sign-in stays at /login/local. With browser
+// approval on, the real `ssh` shows a link that the person approves in Chromium.
 import { expect, test, Browser, Page } from "@playwright/test";
 import { ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort, startServer, RunningServer } from "./support/server";
@@ -15,6 +16,49 @@ import { LoginPage, firstSignIn, hydrated } from "./support/pages";
 let server: RunningServer;
 let idp: { url: string; child: ChildProcess; dir: string };
 const adminPassword = "the administrator passphrase";
+
+/** The real `ssh` signing in as `login`: its askpass program presses Enter at the approval
+ * prompt once `enter()` is called. */
+function sshAwaitingApproval(port: number, login: string) {
+  const dir = mkdtempSync(join(tmpdir(), "jumpgate-ssh-"));
+  const askpass = join(dir, "askpass");
+  writeFileSync(
+    askpass,
+    `#!/bin/sh\ncase "$1" in *approved*) n=0; while [ ! -e ${dir}/go ] && [ $n -lt 300 ]; do sleep 0.2; n=$((n+1)); done; rm -f ${dir}/go; echo ;; *) exit 1 ;; esac\n`,
+  );
+  chmodSync(askpass, 0o700);
+  let stderr = "";
+  const child = spawn(
+    "ssh",
+    [
+      "-p", String(port),
+      "-o", "StrictHostKeyChecking=accept-new",
+      "-o", `UserKnownHostsFile=${join(dir, "known_hosts")}`,
+      "-o", "PreferredAuthentications=keyboard-interactive",
+      "-o", "PubkeyAuthentication=no",
+      `${login}@127.0.0.1`,
+      "no-such-server",
+    ],
+    {
+      env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: "force", SSH_AUTH_SOCK: "" },
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  child.stderr!.on("data", (d) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((ok) => child.once("exit", (code) => ok(code)));
+  return {
+    async link(): Promise<string> {
+      await expect.poll(() => /https?:\/\/\S+\/ssh\/approve\/[A-Z0-9-]+/.exec(stderr)?.[0]).toBeTruthy();
+      return /https?:\/\/\S+\/ssh\/approve\/[A-Z0-9-]+/.exec(stderr)![0];
+    },
+    async enter(): Promise<string> {
+      writeFileSync(join(dir, "go"), "");
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+      return stderr;
+    },
+  };
+}
 
 async function startIdp(spMetadata: string) {
   const cache = process.env.JUMPGATE_CACHE_DIR ?? join(homedir(), ".cache", "jumpgate");
@@ -148,17 +192,37 @@ test("an administrator connects the panel to the IdP and people sign in through 
   // Two-factor: the skip for SAML sessions is stored and shown again.
   const twoFactor = page.locator("#two-factor-form");
   await twoFactor.getByLabel("Skip two-factor authentication for SAML").check();
+  await twoFactor.getByLabel("Approve SSH sign-ins in the browser").check();
   await saveSection(page, "#two-factor-form");
   await page.reload();
   await hydrated(page);
-  await expect(
-    page.locator("#two-factor-form").getByLabel("Skip two-factor authentication for SAML"),
-  ).toBeChecked();
+  const saved = page.locator("#two-factor-form");
+  await expect(saved.getByLabel("Skip two-factor authentication for SAML")).toBeChecked();
+  await expect(saved.getByLabel("Approve SSH sign-ins in the browser")).toBeChecked();
   expect(server.cli(["settings", "get", "saml.skip_2fa"]).trim()).toBe("true");
+  expect(server.cli(["settings", "get", "saml.ssh_browser_approval"]).trim()).toBe("true");
 
-  // Signing out does not bounce straight back through the IdP.
+  // Native SSH without a password: the client shows a link, dave approves it in the browser,
+  // and the gateway signs him in (and says the server he named does not exist).
+  const ssh = sshAwaitingApproval(server.sshPort, "dave");
+  const link = await ssh.link();
+  expect(link.startsWith(`${server.url}/ssh/approve/`)).toBe(true);
+  await dave.goto(link);
+  await expect(dave.getByRole("heading", { name: "Approve an SSH sign-in" })).toBeVisible();
+  await expect(dave.locator(".client-ip")).toHaveText("127.0.0.1");
+  await dave.getByRole("button", { name: "Approve" }).click();
+  await expect(dave.getByRole("heading", { name: "Approved" })).toBeVisible();
+  const said = await ssh.enter();
+  expect(said).toContain("no server called `no-such-server` is available to you");
+  expect(said).not.toContain("Permission denied");
+  await dave.goto(`${server.url}/`);
+  await expect(dave.getByTestId("whoami")).toHaveText("dave");
+
+  // Signing out ends the IdP's session too (single logout), and does not bounce straight back
+  // through the IdP.
   await dave.getByRole("button", { name: "Sign out" }).click();
   await expect(dave.getByRole("heading", { name: "Signed out" })).toBeVisible();
+  await expect(dave.getByText("and of your identity provider")).toBeVisible();
   await dave.getByRole("link", { name: "Sign in again" }).click();
   await signInAtIdp(dave, "dave@corp.test");
   await expect(dave.getByTestId("whoami")).toHaveText("dave");

@@ -88,6 +88,8 @@ pub fn router(state: HttpState) -> Router {
         .route(paths::CONSOLE_WS, get(crate::webssh::upgrade))
         .route(paths::SAML_METADATA, get(saml::web::sp_metadata))
         .route(paths::SAML_LOGIN, get(saml::web::login))
+        .route(paths::SAML_LOGOUT, post(saml::logout::sign_out))
+        .route(paths::SAML_SLO, get(saml::logout::slo))
         .route(paths::SSH_APPROVE, get(crate::ssh_approval::web::entry))
         .route(
             "/ssh/approve/{code}",
@@ -232,7 +234,7 @@ async fn guard(
     let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
     if is_read && path == paths::LOGIN && sso_is_on(&st).await {
         if req.uri().query().is_some_and(|q| q.contains("signed_out")) {
-            return saml::web::signed_out();
+            return saml::web::signed_out(false);
         }
         let to = match req.uri().query() {
             Some(q) => format!("{}?{q}", paths::SAML_LOGIN),

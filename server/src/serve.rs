@@ -153,7 +153,8 @@ async fn purge_expired_sessions(storage: Storage) {
         if let Err(e) = storage.prune_saml(now - 86_400, now).await {
             warn!(error = %e, "pruning SAML sign-in records failed");
         }
-        if let Err(e) = storage.prune_ssh_approvals(now - 86_400).await {
+        // Anyone who connects creates an approval request, so they go soon after expiring.
+        if let Err(e) = storage.prune_ssh_approvals(now - 3_600).await {
             warn!(error = %e, "pruning SSH approval records failed");
         }
     }

@@ -50,6 +50,7 @@ pub const SAML_GROUPS_ATTRIBUTE: &str = "saml.groups_attribute";
 pub const SAML_SSH_BROWSER_APPROVAL: &str = "saml.ssh_browser_approval";
 pub const SAML_CLOCK_SKEW_SECONDS: &str = "saml.clock_skew_seconds";
 pub const SAML_SIGN_REQUESTS: &str = "saml.sign_requests";
+pub const SAML_SINGLE_LOGOUT: &str = "saml.single_logout";
 pub const SAML_IDP_ENTITY_ID: &str = "saml.idp_entity_id";
 pub const SAML_IDP_SSO_URL: &str = "saml.idp_sso_url";
 pub const SAML_IDP_SSO_BINDING: &str = "saml.idp_sso_binding";
@@ -180,6 +181,14 @@ pub const SETTINGS: &[SettingDef] = &[
         help: "Sign AuthnRequests sent with the HTTP-Redirect binding (RSA-SHA256) with \
                Jumpgate's key, whose certificate the SP metadata carries. Requests sent with \
                the POST binding stay unsigned.",
+        kind: Kind::Bool,
+    },
+    SettingDef {
+        key: SAML_SINGLE_LOGOUT,
+        default: "true",
+        help: "When the identity provider has a single logout URL: signing out of the panel \
+               signs out at the IdP too, and the IdP's signed logout requests end panel \
+               sessions (HTTP-Redirect binding).",
         kind: Kind::Bool,
     },
     SettingDef {

@@ -177,7 +177,7 @@ fn logged_reason(page: &str) -> String {
         .collect();
     let text = String::from_utf8_lossy(&logs().0.lock().unwrap()).to_string();
     text.lines()
-        .find(|l| l.contains(&reference) && l.contains("SAML sign-in refused"))
+        .find(|l| l.contains(&reference) && l.contains("refused"))
         .unwrap_or_else(|| panic!("no log line for reference {reference}"))
         .to_string()
 }
@@ -1310,6 +1310,160 @@ async fn an_ssh_connection_that_skipped_totp_ends_with_the_saml_session() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Single logout
+
+/// GET of an absolute URL (IdP or panel) without following redirects.
+async fn get_url(site: &Site, url: &str) -> reqwest::Response {
+    site.http.get(url).send().await.unwrap()
+}
+
+/// What the IdP saw of single logout, a line per message.
+async fn slo_log(site: &Site) -> String {
+    let resp = get_url(site, &site.idp.url("/slo/log")).await;
+    resp.text().await.unwrap()
+}
+
+/// GETs `url`, expects a redirect to somewhere starting with `prefix`, and returns it.
+async fn redirected(site: &Site, url: &str, prefix: &str) -> String {
+    let resp = get_url(site, url).await;
+    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
+    let to = location(&resp);
+    assert!(to.starts_with(prefix), "{to}");
+    to
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_ends_the_session_at_the_identity_provider_too() {
+    let site = site().await;
+    let cookie = site.saml_cookie("bob@example.test").await;
+
+    // Sign out: the panel session ends at once, and the browser goes to the IdP's logout URL.
+    let resp = site.post_form("/saml/logout", &cookie, &[]).await;
+    assert_eq!(resp.status(), 303);
+    let to_idp = location(&resp);
+    assert!(
+        to_idp.starts_with(&site.idp.url("/slo/redirect?SAMLRequest=")),
+        "{to_idp}"
+    );
+    assert_eq!(site.get_with("/account", &cookie).await.status(), 303);
+    assert!(!site.saml_session_of("bob").await);
+
+    // The IdP (pysaml2) takes the request and answers with a signed LogoutResponse.
+    let back = redirected(&site, &to_idp, &site.panel.url("/saml/slo?SAMLResponse=")).await;
+    let log = slo_log(&site).await;
+    assert!(
+        log.contains("request bob@example.test index=") && !log.contains("index= "),
+        "{log}"
+    );
+    let page = get_url(&site, &back).await;
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("and of your identity provider"),
+        "the IdP's answer was accepted"
+    );
+    // Each request is answered once.
+    let page = get_url(&site, &back).await.text().await.unwrap();
+    assert!(page.contains("may still have you signed in"), "{page}");
+
+    // A tampered answer is not believed (the session here has ended all the same).
+    let tampered = back.replacen("SAMLResponse=", "SAMLResponse=A", 1);
+    let page = get_url(&site, &tampered).await.text().await.unwrap();
+    assert!(page.contains("may still have you signed in"), "{page}");
+
+    // With single logout off, signing out stays here.
+    site.gw.set(settings::SAML_SINGLE_LOGOUT, "false").await;
+    let cookie = site.saml_cookie("bob@example.test").await;
+    let resp = site.post_form("/saml/logout", &cookie, &[]).await;
+    assert_eq!(location(&resp), "/login?signed_out=1");
+    assert_eq!(site.get_with("/account", &cookie).await.status(), 303);
+    // Without the form token nothing happens.
+    site.gw.set(settings::SAML_SINGLE_LOGOUT, "true").await;
+    let cookie = site.saml_cookie("bob@example.test").await;
+    let resp = site
+        .http
+        .post(site.panel.url("/saml/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(site.get_with("/account", &cookie).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_request_from_the_identity_provider_ends_that_persons_sessions() {
+    let site = site().await;
+    site.gw.add_user("carol", false).await;
+    let bob_1 = site.saml_cookie("bob@example.test").await;
+    let bob_2 = site.saml_cookie("bob@example.test").await;
+    let carol = site.saml_cookie("carol@example.test").await;
+    let refused_for = |page: String| logged_reason(&page);
+
+    // Forged or misdirected requests are refused for their reason and end nothing.
+    let initiate = |knobs: &str| {
+        site.idp
+            .url(&format!("/slo/initiate?email=bob%40example.test{knobs}"))
+    };
+    for (knobs, reason) in [
+        ("&unsigned=1", "not signed"),
+        ("&signer=rogue", "does not verify"),
+        (
+            "&destination=https%3A%2F%2Felsewhere.test%2Fsaml%2Fslo",
+            "destination",
+        ),
+    ] {
+        let to_panel = location(&get_url(&site, &initiate(knobs)).await);
+        let resp = get_url(&site, &to_panel).await;
+        assert_eq!(resp.status(), 403, "{knobs}");
+        let line = refused_for(resp.text().await.unwrap());
+        assert!(line.contains(reason), "{knobs}: {line}");
+    }
+    let genuine = location(&get_url(&site, &initiate("")).await);
+    let tampered = genuine.replacen("RelayState=", "RelayState=x", 1);
+    let resp = get_url(&site, &tampered).await;
+    assert_eq!(resp.status(), 403);
+    assert!(refused_for(resp.text().await.unwrap()).contains("does not verify"));
+    for cookie in [&bob_1, &bob_2, &carol] {
+        assert_eq!(site.get_with("/account", cookie).await.status(), 200);
+    }
+
+    // The genuine request ends both of bob's sessions, not carol's, and is answered.
+    let answer = redirected(
+        &site,
+        &genuine,
+        &site.idp.url("/slo/redirect?SAMLResponse="),
+    )
+    .await;
+    assert!(answer.contains("RelayState=idp-relay"), "{answer}");
+    for cookie in [&bob_1, &bob_2] {
+        assert_eq!(site.get_with("/account", cookie).await.status(), 303);
+    }
+    assert_eq!(site.get_with("/account", &carol).await.status(), 200);
+    // pysaml2 reads the answer as a success.
+    assert_eq!(get_url(&site, &answer).await.status(), 200);
+    let log = slo_log(&site).await;
+    assert!(
+        log.contains("urn:oasis:names:tc:SAML:2.0:status:Success"),
+        "{log}"
+    );
+
+    // The same request again is a replay.
+    let resp = get_url(&site, &genuine).await;
+    assert_eq!(resp.status(), 403);
+    assert!(refused_for(resp.text().await.unwrap()).contains("replay"));
+
+    // With single logout off, the IdP's requests are refused.
+    site.gw.set(settings::SAML_SINGLE_LOGOUT, "false").await;
+    let to_panel = location(&get_url(&site, &initiate("")).await);
+    let resp = get_url(&site, &to_panel).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(site.get_with("/account", &carol).await.status(), 200);
+}
+
+// ---------------------------------------------------------------------------------------------
 // From the host
 
 /// `jumpgate saml fetch`, `saml info` and `settings set`, run as an administrator on the host
@@ -1710,6 +1864,79 @@ async fn saml_bookkeeping_works_on_every_backend() {
                 .await
                 .unwrap()
                 .is_none(),
+            "{label}"
+        );
+
+        // Single logout: sessions found by subject, with or without a session index.
+        let subject = |index: Option<&str>| jumpgate::storage::SamlSubject {
+            name_id: "root@example.test".into(),
+            name_id_format: None,
+            session_index: index.map(str::to_string),
+        };
+        for (hash, index) in [
+            ("s-1", Some("idx-1")),
+            ("s-2", Some("idx-2")),
+            ("s-3", None),
+        ] {
+            s.insert_session(&jumpgate::storage::SessionRow {
+                id_hash: hash.into(),
+                user_id: admin,
+                stage: "active".into(),
+                auth_method: "saml".into(),
+                client_ip: "192.0.2.1".into(),
+                created_at: now,
+                last_seen_at: now,
+                expires_at: now + 600,
+            })
+            .await
+            .unwrap();
+            s.link_saml_session(hash, &subject(index)).await.unwrap();
+        }
+        assert_eq!(
+            s.saml_subject("s-1").await.unwrap(),
+            Some(subject(Some("idx-1")))
+        );
+        // The index picks its session, and the one whose assertion named none.
+        assert_eq!(
+            s.end_saml_sessions("root@example.test", Some("idx-1"))
+                .await
+                .unwrap(),
+            2,
+            "{label}"
+        );
+        assert!(s.session("s-2").await.unwrap().is_some(), "{label}");
+        assert_eq!(
+            s.end_saml_sessions("other@example.test", None)
+                .await
+                .unwrap(),
+            0,
+            "{label}"
+        );
+        assert_eq!(
+            s.end_saml_sessions("root@example.test", None)
+                .await
+                .unwrap(),
+            1,
+            "{label}"
+        );
+        assert!(s.saml_subject("s-2").await.unwrap().is_none(), "{label}");
+        s.insert_saml_logout_request("_jgL").await.unwrap();
+        assert!(
+            !s.consume_saml_logout_request("_jgL", now + 600)
+                .await
+                .unwrap(),
+            "{label}"
+        );
+        assert!(
+            s.consume_saml_logout_request("_jgL", now - 600)
+                .await
+                .unwrap(),
+            "{label}"
+        );
+        assert!(
+            !s.consume_saml_logout_request("_jgL", now - 600)
+                .await
+                .unwrap(),
             "{label}"
         );
     }

@@ -269,16 +269,24 @@ impl Auth {
         self.start_session_via(user, stage, ip, "password").await
     }
 
-    /// Starts a fully signed-in session for a person the identity provider vouched for, and
-    /// records the sign-in. Returns the cookies to set.
+    /// Starts a fully signed-in session for a person the identity provider vouched for (as
+    /// `subject`, when the assertion named one), and records the sign-in. Returns the cookies to
+    /// set.
     pub async fn start_saml_session(
         &self,
         user: &UserRow,
         ip: IpAddr,
+        subject: Option<&storage::SamlSubject>,
     ) -> Result<Vec<SetCookie>, ServiceError> {
-        let (_, cookie) = self
+        let (token, cookie) = self
             .start_session_via(user, session::Stage::Active, ip, "saml")
             .await?;
+        // Single logout finds the session by the IdP's subject, and names it to the IdP.
+        if let Some(subject) = subject {
+            self.storage
+                .link_saml_session(&session::hash_token(&token), subject)
+                .await?;
+        }
         self.storage.touch_last_login(user.id).await?;
         info!(user = %user.username, client.ip = %ip, method = "saml", "signed in");
         Ok(vec![cookie, self.cookies.fresh_csrf_cookie()])

@@ -91,6 +91,9 @@ pub struct Verified {
     pub assertion_id: String,
     pub email: String,
     pub name_id: Option<String>,
+    pub name_id_format: Option<String>,
+    /// The IdP's session, which its logout requests may name.
+    pub session_index: Option<String>,
     pub username: Option<String>,
     pub display_name: Option<String>,
     /// Every value of the groups attribute.
@@ -121,13 +124,7 @@ pub fn verify(
     if saml_response_b64.len() > MAX_RESPONSE_B64 {
         return Err(Refusal::TooLarge);
     }
-    let compact: String = saml_response_b64
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let bytes = STANDARD
-        .decode(compact.as_bytes())
-        .map_err(|_| Refusal::NotDecodable)?;
+    let bytes = super::decode_base64(saml_response_b64).ok_or(Refusal::NotDecodable)?;
     let xml = String::from_utf8(bytes).map_err(|_| Refusal::NotDecodable)?;
     verify_xml(&xml, idp, sp, expect)
 }
@@ -373,12 +370,23 @@ fn extract(assertion: Assertion, idp: &IdpConfig) -> Result<Verified, Refusal> {
             .cloned()
             .collect()
     };
+    let session_index = assertion
+        .authn_statements
+        .iter()
+        .flatten()
+        .find_map(|a| a.session_index.clone());
+    let (name_id, name_id_format) = match name_id {
+        Some((value, format)) => (Some(value), format),
+        None => (None, None),
+    };
     Ok(Verified {
         assertion_id: assertion.id.clone(),
         groups,
         username: first(&idp.username_attribute),
         display_name: first(&idp.display_name_attribute),
-        name_id: name_id.map(|(v, _)| v),
+        name_id,
+        name_id_format,
+        session_index,
         email,
         attributes,
         valid_until,

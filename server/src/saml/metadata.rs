@@ -301,6 +301,11 @@ pub fn sp_xml(sp: &SpUrls, signs_requests: bool) -> Result<String, String> {
         ]),
         authn_requests_signed: Some(signs_requests && sp.signing.is_some()),
         want_assertions_signed: Some(true),
+        single_logout_services: Some(vec![samael::metadata::Endpoint {
+            binding: samael::metadata::HTTP_REDIRECT_BINDING.to_string(),
+            location: sp.slo.clone(),
+            response_location: None,
+        }]),
         assertion_consumer_services: vec![IndexedEndpoint {
             binding: HTTP_POST_BINDING.to_string(),
             location: sp.acs.clone(),

@@ -7,10 +7,15 @@
 //! - `acs`: verifying a posted response (samael and libxmlsec underneath).
 //! - `users`: finding or creating the account an assertion names.
 //! - `web`: the HTTP endpoints `/saml/metadata`, `/saml/login` and `/saml/acs`.
+//! - `slo`: single logout messages (HTTP-Redirect binding): checking the IdP's, writing ours.
+//! - `logout`: the endpoints `POST /saml/logout` (sign out here and at the IdP) and
+//!   `GET /saml/slo` (the IdP's logout requests and answers).
 
 pub mod acs;
 pub mod certs;
+pub mod logout;
 pub mod metadata;
+pub mod slo;
 pub mod sp_key;
 pub mod upkeep;
 pub mod users;
@@ -32,6 +37,8 @@ pub struct SpUrls {
     pub acs: String,
     pub metadata: String,
     pub login: String,
+    /// Single logout (HTTP-Redirect binding), both directions.
+    pub slo: String,
     /// True when `web.public_url` names an IP address: SAML works, but certificates, cookies
     /// and IdP configuration all outlive an address change badly.
     pub host_is_ip: bool,
@@ -48,6 +55,7 @@ impl SpUrls {
             acs: at(app::paths::SAML_ACS),
             metadata: at(app::paths::SAML_METADATA),
             login: at(app::paths::SAML_LOGIN),
+            slo: at(app::paths::SAML_SLO),
             host_is_ip: matches!(
                 public_url.host(),
                 Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_))
@@ -171,6 +179,15 @@ pub fn safe_return_path(path: &str) -> Option<String> {
 }
 
 /// Where a refusal is logged from; the client address helps match a complaint to a log line.
+/// Decodes base64 the way SAML bindings carry it: line breaks and spaces inside are ignored.
+pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()
+}
+
 pub fn log_refusal(reason: &dyn std::fmt::Display, ip: IpAddr, reference: &str) {
     tracing::warn!(client.ip = %ip, reference, reason = %reason, "SAML sign-in refused");
 }

@@ -274,7 +274,19 @@ pub async fn acs(
     if let Err(e) = apply_group_mappings(&storage, &user, &verified.groups).await {
         return internal(e);
     }
-    let cookies = match st.auth.start_saml_session(&user, ip).await {
+    let subject = verified
+        .name_id
+        .clone()
+        .map(|name_id| storage::SamlSubject {
+            name_id,
+            name_id_format: verified.name_id_format.clone(),
+            session_index: verified.session_index.clone(),
+        });
+    let cookies = match st
+        .auth
+        .start_saml_session(&user, ip, subject.as_ref())
+        .await
+    {
         Ok(c) => c,
         Err(e) => return internal(e),
     };
@@ -289,12 +301,18 @@ pub async fn acs(
 
 /// After signing out of a panel that signs in through SAML: going to the sign-in page would send
 /// the browser to the identity provider, which would sign the person straight back in.
-pub fn signed_out() -> Response {
+/// `at_idp_too` is true once the IdP confirmed ending its own session (single logout).
+pub fn signed_out(at_idp_too: bool) -> Response {
+    let text = if at_idp_too {
+        "You are signed out of Jumpgate and of your identity provider."
+    } else {
+        "You are signed out of Jumpgate. Your identity provider may still have you signed in; \
+         sign out there too on a shared computer."
+    };
     page_with_link(
         StatusCode::OK,
         "Signed out",
-        "You are signed out of Jumpgate. Your identity provider may still have you signed in; \
-         sign out there too on a shared computer.",
+        text,
         (app::paths::SAML_LOGIN, "Sign in again"),
     )
 }
@@ -339,13 +357,13 @@ async fn record_test(
 }
 
 /// 128 random bits, prefixed so IDs are valid XML IDs and recognisably ours.
-fn request_id() -> String {
+pub(super) fn request_id() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     format!("_jg{}", hex::encode(bytes))
 }
 
-fn short_reference() -> String {
+pub(super) fn short_reference() -> String {
     let mut bytes = [0u8; 4];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
@@ -364,7 +382,7 @@ fn refused(reason: &Refusal, ip: std::net::IpAddr, reference: &str) -> Response 
     )
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+pub(super) fn internal(e: impl std::fmt::Display) -> Response {
     error!(error = %e, "SAML endpoint failed");
     page(
         StatusCode::INTERNAL_SERVER_ERROR,

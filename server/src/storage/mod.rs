@@ -40,7 +40,7 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 pub use inventory::{
     GrantRow, GrantTarget, Grantee, NewServer, ServerGroupRow, ServerRow, UserGroupRow,
 };
-pub use saml::{GroupMappingRow, OpenRequest};
+pub use saml::{GroupMappingRow, OpenRequest, SamlSubject};
 pub use ssh_approvals::{ApprovalRow, ApprovalState};
 pub use ssh_keys::SshKeyRow;
 

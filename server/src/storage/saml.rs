@@ -170,6 +170,16 @@ impl Storage {
             .bind(now)
             .execute(&self.pool)
             .await?;
+        sqlx::query("DELETE FROM saml_logout_requests WHERE created_at < $1")
+            .bind(request_cutoff)
+            .execute(&self.pool)
+            .await?;
+        // Links of panel sessions that ended (signed out, expired, purged).
+        sqlx::query(
+            "DELETE FROM saml_sessions WHERE session_hash NOT IN (SELECT id_hash FROM web_sessions)",
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -215,5 +225,102 @@ impl Storage {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+/// The IdP's subject of a panel session, for single logout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamlSubject {
+    pub name_id: String,
+    pub name_id_format: Option<String>,
+    pub session_index: Option<String>,
+}
+
+impl Storage {
+    /// Notes which IdP subject a new panel session belongs to.
+    pub async fn link_saml_session(&self, session_hash: &str, subject: &SamlSubject) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO saml_sessions (session_hash, name_id, name_id_format, session_index, \
+             created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(session_hash)
+        .bind(&subject.name_id)
+        .bind(&subject.name_id_format)
+        .bind(&subject.session_index)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn saml_subject(&self, session_hash: &str) -> Result<Option<SamlSubject>> {
+        let row = sqlx::query(
+            "SELECT name_id, name_id_format, session_index FROM saml_sessions \
+             WHERE session_hash = $1",
+        )
+        .bind(session_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(SamlSubject {
+                name_id: r.try_get("name_id")?,
+                name_id_format: r.try_get("name_id_format")?,
+                session_index: r.try_get("session_index")?,
+            }),
+            None => None,
+        })
+    }
+
+    /// Ends every panel session signed in as this IdP subject (all of them when `session_index`
+    /// is `None`, else only that IdP session's). Returns how many ended.
+    pub async fn end_saml_sessions(
+        &self,
+        name_id: &str,
+        session_index: Option<&str>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        // A link without a session index (the assertion had none) matches any index.
+        let done = sqlx::query(
+            "DELETE FROM web_sessions WHERE id_hash IN (SELECT session_hash FROM saml_sessions \
+             WHERE name_id = $1 AND ($2 IS NULL OR session_index IS NULL OR session_index = $2))",
+        )
+        .bind(name_id)
+        .bind(session_index)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM saml_sessions WHERE name_id = $1 \
+             AND ($2 IS NULL OR session_index IS NULL OR session_index = $2)",
+        )
+        .bind(name_id)
+        .bind(session_index)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn insert_saml_logout_request(&self, id: &str) -> Result<()> {
+        sqlx::query("INSERT INTO saml_logout_requests (id, created_at) VALUES ($1, $2)")
+            .bind(id)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks our logout request answered. False when it is unknown, older than `since`, or was
+    /// answered before.
+    pub async fn consume_saml_logout_request(&self, id: &str, since: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE saml_logout_requests SET consumed_at = $1 \
+             WHERE id = $2 AND consumed_at IS NULL AND created_at >= $3",
+        )
+        .bind(now())
+        .bind(id)
+        .bind(since)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

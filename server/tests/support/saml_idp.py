@@ -18,7 +18,10 @@ prints "ready http://127.0.0.1:PORT" on standard output once it listens, and ser
     GET  /portal           an application portal (like the AWS access portal) that launches the
                            SP without a request (IdP-initiated)
     GET  /launch?email=    the portal's launch: an unsolicited signed Response
-    GET  /slo/redirect     a single-logout endpoint, so that metadata advertises one
+    GET  /slo/redirect     single logout, HTTP-Redirect binding: takes the SP's LogoutRequest
+                           (answering with a signed LogoutResponse) or its LogoutResponse
+    GET  /slo/initiate?email=  an IdP-initiated logout: a signed LogoutRequest to the SP
+    GET  /slo/log          what single logout saw, a line per message
 
 Test-only knobs, accepted by /sso/login and /launch as form or query fields, let a test obtain
 responses a misbehaving or hostile IdP would send, each still signed correctly:
@@ -28,6 +31,9 @@ responses a misbehaving or hostile IdP would send, each still signed correctly:
     lifetime=SECONDS       validity window (negative: already expired)
     weak=1                 sign with RSA-SHA1 and SHA-1 digests, as old IdPs did
     username=, name=, groups=a,b   extra attributes
+
+/slo/initiate takes knobs of its own: signer=rogue, unsigned=1, destination=URL,
+session_index=, relay=.
 
 The SP's metadata is loaded on first use, so the SP may start after the IdP.
 """
@@ -85,6 +91,7 @@ class Idp:
         self.sp_xml = None
         self.servers = {}
         self.pending = {}
+        self.slo_log = []
 
     def config(self, signer, lifetime, sp_xml):
         key, cert = self.keys[signer]
@@ -209,6 +216,58 @@ class Idp:
         return info["data"]
 
 
+    def logout_request_location(self, fields):
+        """Where to send the browser with an IdP-initiated LogoutRequest for fields["email"]."""
+        server = self.server("rogue" if fields.get("signer") == "rogue" else "trusted")
+        _, destination = server.pick_binding(
+            "single_logout_service", [BINDING_HTTP_REDIRECT], "spsso", entity_id=self.sp
+        )
+        # A destination knob changes only what the request says, not where it goes.
+        _, request = server.create_logout_request(
+            fields.get("destination") or destination,
+            self.sp,
+            name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=fields.get("email", "")),
+            session_indexes=[fields["session_index"]] if fields.get("session_index") else None,
+        )
+        info = server.apply_binding(
+            BINDING_HTTP_REDIRECT, str(request), destination, fields.get("relay", "idp-relay"),
+            sign=fields.get("unsigned") != "1", sigalg=SHA256_SIGNATURE,
+        )
+        return dict(info["headers"])["Location"]
+
+    def logout_from_sp(self, fields):
+        """Takes the SP's LogoutRequest; returns where to send the browser with the answer."""
+        server = self.server()
+        request = server.parse_logout_request(
+            fields["SAMLRequest"], BINDING_HTTP_REDIRECT,
+            relay_state=fields.get("RelayState"),
+            sigalg=fields.get("SigAlg"), signature=fields.get("Signature"),
+        )
+        message = request.message
+        indexes = ",".join(i.text for i in (message.session_index or []))
+        with self.lock:
+            self.slo_log.append(
+                f"request {message.name_id.text} index={indexes} "
+                f"signed={'Signature' in fields}"
+            )
+        destination = server.response_args(message, [BINDING_HTTP_REDIRECT])["destination"]
+        response = server.create_logout_response(message, [BINDING_HTTP_REDIRECT])
+        info = server.apply_binding(
+            BINDING_HTTP_REDIRECT, str(response), destination,
+            fields.get("RelayState", ""), response=True, sign=True, sigalg=SHA256_SIGNATURE,
+        )
+        return dict(info["headers"])["Location"]
+
+    def answer_from_sp(self, fields):
+        """Takes the SP's LogoutResponse to our request and notes its status."""
+        response = self.server().parse_logout_request_response(
+            fields["SAMLResponse"], BINDING_HTTP_REDIRECT
+        )
+        status = response.response.status.status_code.value
+        with self.lock:
+            self.slo_log.append(f"response {response.response.in_response_to} {status}")
+
+
 def page(title, body):
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -228,6 +287,12 @@ def make_handler(idp):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def redirect(self, location):
+            self.send_response(303)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def fields(self):
             url = urllib.parse.urlsplit(self.path)
@@ -260,8 +325,17 @@ def make_handler(idp):
                         "<button type='submit'>Open Jumpgate</button></form>")))
                 elif path == "/launch":
                     self.send(200, idp.response_form(fields, None, None, fields.get("relay", "")))
+                elif path == "/slo/redirect" and "SAMLRequest" in fields:
+                    self.redirect(idp.logout_from_sp(fields))
                 elif path == "/slo/redirect":
+                    if "SAMLResponse" in fields:
+                        idp.answer_from_sp(fields)
                     self.send(200, page("Signed out", "<p>You are signed out of the test IdP.</p>"))
+                elif path == "/slo/initiate":
+                    self.redirect(idp.logout_request_location(fields))
+                elif path == "/slo/log":
+                    with idp.lock:
+                        self.send(200, "".join(f"{line}\n" for line in idp.slo_log), "text/plain")
                 else:
                     self.send(404, page("Not found", ""))
             except Exception as e:  # a test helper: say what broke, keep serving
