@@ -670,7 +670,7 @@ fn SamlSection(
                         value="on"
                         checked=data.sign_requests
                     />
-                    "Sign authentication requests (HTTP-Redirect binding; the certificate is in Jumpgate's metadata)"
+                    "Sign authentication and logout requests (the certificate is in Jumpgate's metadata)"
                 </label>
                 <label>
                     "Allowed clock difference (seconds)"

@@ -178,9 +178,9 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
         key: SAML_SIGN_REQUESTS,
         default: "false",
-        help: "Sign AuthnRequests sent with the HTTP-Redirect binding (RSA-SHA256) with \
-               Jumpgate's key, whose certificate the SP metadata carries. Requests sent with \
-               the POST binding stay unsigned.",
+        help: "Sign AuthnRequests (HTTP-Redirect: RSA-SHA256 over the query; HTTP-POST: an \
+               enveloped XML signature), logout requests and logout answers with Jumpgate's \
+               key, whose certificate the SP metadata carries.",
         kind: Kind::Bool,
     },
     SettingDef {

@@ -1987,9 +1987,69 @@ async fn an_idp_that_wants_signed_requests_gets_them() {
     let resp = site.post(&posted).await;
     assert_eq!(resp.status(), 303);
     assert_eq!(location(&resp), "/account");
+    let cookie = session_cookie(&resp).unwrap();
 
     // A signature that does not match the request is refused by the IdP.
     let tampered = start().await.replacen("Signature=", "Signature=AAAA", 1);
     let page = site.http.get(&tampered).send().await.unwrap();
     assert_ne!(page.status(), 200);
+
+    // Our logout requests are signed the same way, and this IdP checks them too.
+    site.gw
+        .set(settings::SAML_IDP_SLO_URL, &strict.url("/slo/redirect"))
+        .await;
+    let resp = site.post_form("/saml/logout", &cookie, &[]).await;
+    let to_idp = location(&resp);
+    assert!(to_idp.contains("&Signature="), "{to_idp}");
+    redirected(&site, &to_idp, &site.panel.url("/saml/slo?SAMLResponse=")).await;
+
+    // The POST binding: an enveloped XML signature (SHA-256) that the IdP verifies.
+    site.gw
+        .set(settings::SAML_IDP_SSO_URL, &strict.url("/sso/post"))
+        .await;
+    site.gw.set(settings::SAML_IDP_SSO_BINDING, "post").await;
+    let post_form = || async {
+        let login = site.panel.url("/saml/login?return=/account");
+        let form = get_url(&site, &login).await.text().await.unwrap();
+        let request = unescape(&attr_near(&form, "\"SAMLRequest\"", "value").unwrap());
+        let relay = unescape(&attr_near(&form, "\"RelayState\"", "value").unwrap());
+        (request, relay)
+    };
+    let (http, strict) = (&site.http, &strict);
+    let send = |request: String, relay: String| async move {
+        http.post(strict.url("/sso/post"))
+            .form(&[("SAMLRequest", request), ("RelayState", relay)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    let (request, relay) = post_form().await;
+    let xml = String::from_utf8(STANDARD.decode(&request).unwrap()).unwrap();
+    assert!(
+        xml.contains("SignatureValue") && xml.contains("xmlenc#sha256"),
+        "{xml}"
+    );
+    assert_eq!(
+        send(request, relay).await,
+        200,
+        "the IdP accepts the signed request"
+    );
+    let (_, relay) = post_form().await;
+    let forced =
+        STANDARD.encode(xml.replacen("Version=\"2.0\"", "Version=\"2.0\" ForceAuthn=\"true\"", 1));
+    assert_ne!(
+        send(forced, relay).await,
+        200,
+        "an edited request fails its signature"
+    );
+    site.gw.set(settings::SAML_SIGN_REQUESTS, "false").await;
+    let (request, relay) = post_form().await;
+    let xml = String::from_utf8(STANDARD.decode(&request).unwrap()).unwrap();
+    assert!(!xml.contains("SignatureValue"), "{xml}");
+    assert_ne!(
+        send(request, relay).await,
+        200,
+        "unsigned requests are refused"
+    );
 }
