@@ -207,8 +207,30 @@ pub enum SamlCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Print Jumpgate's own entity ID, ACS URL and metadata URL, for the identity provider.
+    /// Print Jumpgate's own entity ID, ACS URL, metadata URL and single logout URL, for the
+    /// identity provider.
     Info,
+    /// Map group values the identity provider sends to Jumpgate user groups (applied at each
+    /// SAML sign-in).
+    #[command(subcommand)]
+    Map(SamlMapCommand),
+}
+
+#[derive(Subcommand)]
+pub enum SamlMapCommand {
+    /// List the mappings.
+    List,
+    /// Map IDP_VALUE (as the IdP sends it; AWS IAM Identity Center sends group IDs) to the
+    /// user group USER_GROUP.
+    Add {
+        idp_value: String,
+        user_group: String,
+    },
+    /// Remove the mapping from IDP_VALUE to USER_GROUP.
+    Remove {
+        idp_value: String,
+        user_group: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -977,17 +999,76 @@ pub async fn saml_command(
             let sp = crate::saml::SpUrls::from_public_url(&config.public_url);
             print(
                 json_out,
-                json!({ "entity_id": sp.entity_id, "acs_url": sp.acs, "metadata_url": sp.metadata }),
+                json!({
+                    "entity_id": sp.entity_id, "acs_url": sp.acs, "metadata_url": sp.metadata,
+                    "slo_url": sp.slo,
+                }),
                 || {
                     let mut out = format!(
-                        "Entity ID (audience): {}\nACS URL: {}\nMetadata URL: {}",
-                        sp.entity_id, sp.acs, sp.metadata
+                        "Entity ID (audience): {}\nACS URL: {}\nMetadata URL: {}\nSingle logout URL: {}",
+                        sp.entity_id, sp.acs, sp.metadata, sp.slo
                     );
                     if sp.host_is_ip {
                         out.push_str("\nWarning: web.public_url is an IP address; use a domain name for single sign-on.");
                     }
                     out
                 },
+            );
+        }
+        SamlCommand::Map(cmd) => saml_map_command(storage, cmd, json_out).await?,
+    }
+    Ok(())
+}
+
+/// `jumpgate saml map ...`.
+async fn saml_map_command(
+    storage: &Storage,
+    cmd: SamlMapCommand,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    match cmd {
+        SamlMapCommand::List => {
+            let rows = storage.saml_group_mappings().await?;
+            let list: Vec<_> = rows
+                .iter()
+                .map(|m| json!({ "idp_value": m.idp_value, "user_group": m.user_group }))
+                .collect();
+            print(json_out, json!(list), || {
+                if rows.is_empty() {
+                    return "No group mappings.".into();
+                }
+                rows.iter()
+                    .map(|m| format!("{} -> {}", m.idp_value, m.user_group))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        SamlMapCommand::Add {
+            idp_value,
+            user_group,
+        } => {
+            crate::saml::users::add_group_mapping(storage, &idp_value, &user_group).await?;
+            println!(
+                "Mapped {} to {user_group}; it applies from each person's next SAML sign-in.",
+                idp_value.trim()
+            );
+        }
+        SamlMapCommand::Remove {
+            idp_value,
+            user_group,
+        } => {
+            let found = storage
+                .saml_group_mappings()
+                .await?
+                .into_iter()
+                .find(|m| m.idp_value == idp_value.trim() && m.user_group == user_group);
+            let Some(mapping) = found else {
+                bail!("{} is not mapped to {user_group}", idp_value.trim());
+            };
+            storage.delete_saml_group_mapping(mapping.id).await?;
+            println!(
+                "Removed the mapping from {} to {user_group}.",
+                mapping.idp_value
             );
         }
     }

@@ -332,27 +332,10 @@ impl SettingsBackend for SettingsPanel {
     ) -> Result<(), ApiError> {
         let me = self.auth.require_admin(ctx).await?;
         let value = idp_value.trim();
-        if value.is_empty() || value.len() > 512 || value.chars().any(char::is_control) {
-            return Err(ApiError::Invalid(
-                "Enter the group value exactly as the identity provider sends it (at most 512 \
-                 characters)."
-                    .into(),
-            ));
-        }
-        let storage = self.auth.storage();
-        let group = storage
-            .user_group_by_name(&user_group)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| ApiError::Invalid(format!("There is no user group {user_group}.")))?;
-        if !storage
-            .add_saml_group_mapping(value, group.id)
-            .await
-            .map_err(internal)?
-        {
-            return Err(ApiError::Invalid(format!(
-                "{value} already maps to {user_group}."
-            )));
+        match saml::users::add_group_mapping(self.auth.storage(), value, &user_group).await {
+            Ok(()) => {}
+            Err(saml::users::MappingError::Storage(e)) => return Err(internal(e)),
+            Err(e) => return Err(ApiError::Invalid(e.to_string())),
         }
         info!(admin = %me.user.username, idp_value = value, user_group, "SAML group mapping added");
         Ok(())

@@ -1495,6 +1495,44 @@ fn the_command_line_fetches_metadata_and_switches_sign_in() {
     assert!(ok);
     assert!(out.contains("Entity ID (audience): https://gate.example.com/saml/metadata"));
     assert!(out.contains("ACS URL: https://gate.example.com/saml/acs"));
+    assert!(out.contains("Single logout URL: https://gate.example.com/saml/slo"));
+
+    // Group mappings from the host, with the same rules as the Settings page.
+    let (ok, _, err) = run(&["user-group", "add", "ops"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["saml", "map", "add", " 8f3a-group-id ", "ops"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Mapped 8f3a-group-id to ops"), "{out}");
+    for (args, says) in [
+        (
+            ["saml", "map", "add", "8f3a-group-id", "ops"],
+            "already maps",
+        ),
+        (
+            ["saml", "map", "add", "x", "nosuch"],
+            "no user group nosuch",
+        ),
+        (
+            ["saml", "map", "add", "", "ops"],
+            "exactly as the identity provider sends it",
+        ),
+    ] {
+        let (ok, _, err) = run(&args);
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+    let (ok, out, _) = run(&["--json", "saml", "map", "list"]);
+    assert!(ok);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        list,
+        serde_json::json!([{ "idp_value": "8f3a-group-id", "user_group": "ops" }])
+    );
+    let (ok, _, err) = run(&["saml", "map", "remove", "8f3a-group-id", "ops"]);
+    assert!(ok, "{err}");
+    let (_, out, _) = run(&["saml", "map", "list"]);
+    assert_eq!(out.trim(), "No group mappings.");
+    let (ok, _, err) = run(&["saml", "map", "remove", "8f3a-group-id", "ops"]);
+    assert!(!ok && err.contains("is not mapped"), "{err}");
 
     // Switching before anything is configured is refused with what to do.
     let (ok, _, err) = run(&["settings", "set", "web_auth", "saml"]);
@@ -1580,6 +1618,24 @@ async fn metadata_refresh_keeps_the_last_good_metadata() {
     // Sign-in goes on with the last good metadata.
     let posted = site.sp_initiated("/", "bob@example.test", &[]).await;
     assert_eq!(site.post(&posted).await.status(), 303);
+
+    // The URL now serves another IdP's metadata: a timer does not switch IdPs.
+    let other = Idp::start(&site.panel.url("/saml/metadata"));
+    site.gw
+        .set(settings::SAML_METADATA_URL, &other.url("/metadata"))
+        .await;
+    match upkeep::refresh_now(s).await.unwrap() {
+        Refresh::Failed(reason) => {
+            assert!(reason.contains("another identity provider"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        settings::get(s, settings::SAML_IDP_ENTITY_ID)
+            .await
+            .unwrap(),
+        site.idp.entity_id()
+    );
 
     // The test IdP's certificate expires in 20 days: flagged.
     let expiring = upkeep::expiring_certificates(s).await.unwrap();

@@ -2,7 +2,8 @@
 //! URL is set, it is fetched again every `saml.metadata_refresh_hours`. Every signing
 //! certificate the metadata lists is trusted at once, so an IdP that publishes its next
 //! certificate ahead of a rollover causes no outage. A failed refresh keeps the last good
-//! metadata and records why; certificates close to expiry are logged daily.
+//! metadata and records why, as does metadata naming another IdP entity ID (which only an
+//! administrator's Fetch accepts); certificates close to expiry are logged daily.
 
 use std::time::Duration;
 
@@ -48,7 +49,16 @@ pub async fn refresh_now(storage: &Storage) -> Result<Refresh, settings::Setting
     if url.is_empty() {
         return Ok(Refresh::Off);
     }
+    let trusted = settings::get(storage, settings::SAML_IDP_ENTITY_ID).await?;
     let outcome = match super::fetch_metadata(&url).await {
+        // Another IdP behind the same URL is a decision for an administrator, not for a timer:
+        // it may mean the URL now points somewhere it should not.
+        Ok(md) if !trusted.is_empty() && md.entity_id != trusted => Err(format!(
+            "the metadata now names another identity provider ({}, was {trusted}), so nothing \
+             was changed; if that is intended, press Fetch in Settings > SAML or run \
+             `jumpgate saml fetch URL`",
+            md.entity_id
+        )),
         Ok(md) => match super::apply_metadata(storage, &md, None).await {
             Ok(()) => Ok(md),
             Err(e) => Err(e.to_string()),

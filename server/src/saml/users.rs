@@ -150,3 +150,41 @@ mod tests {
         assert!(crate::auth::username_problem(&username_base("a b/c")).is_none());
     }
 }
+
+/// Why a group mapping could not be added. Shown to the administrator as it reads.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error(
+        "Enter the group value exactly as the identity provider sends it (at most 512 characters)."
+    )]
+    BadValue,
+    #[error("There is no user group {0}.")]
+    NoSuchGroup(String),
+    #[error("{value} already maps to {group}.")]
+    Exists { value: String, group: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Maps the IdP group value `idp_value` (trimmed) to the user group named `user_group`.
+pub async fn add_group_mapping(
+    storage: &Storage,
+    idp_value: &str,
+    user_group: &str,
+) -> Result<(), MappingError> {
+    let value = idp_value.trim();
+    if value.is_empty() || value.len() > 512 || value.chars().any(char::is_control) {
+        return Err(MappingError::BadValue);
+    }
+    let group = storage
+        .user_group_by_name(user_group)
+        .await?
+        .ok_or_else(|| MappingError::NoSuchGroup(user_group.to_string()))?;
+    if !storage.add_saml_group_mapping(value, group.id).await? {
+        return Err(MappingError::Exists {
+            value: value.to_string(),
+            group: user_group.to_string(),
+        });
+    }
+    Ok(())
+}
