@@ -2,8 +2,8 @@
 //! SAML connection to the company's identity provider, with the server functions behind it.
 //!
 //! The SAML section shows what the identity provider's administrator must copy (Entity ID, ACS
-//! URL, metadata URL) and takes the IdP side from a metadata URL (Fetch), pasted metadata XML,
-//! or by hand. Fetching only fills the form; nothing is stored until Save.
+//! URL, metadata URL) and takes the IdP side from a metadata URL (Fetch), an uploaded or pasted
+//! metadata XML, or by hand. Fetching only fills the form; nothing is stored until Save.
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -432,6 +432,53 @@ fn certificate_list(certs: Vec<CertificateInfo>) -> impl IntoView {
     .into_any()
 }
 
+/// Reads the file chosen in a file input as text and hands it to `then`; a file that is too
+/// large or not text sets `error` instead.
+#[cfg(feature = "hydrate")]
+fn load_text_file(
+    ev: leptos::ev::Event,
+    then: impl FnOnce(String) + 'static,
+    error: RwSignal<Option<String>>,
+) {
+    use wasm_bindgen::JsCast;
+    // The server refuses larger metadata anyway; checking here only spares the upload.
+    const MAX_BYTES: f64 = 1024.0 * 1024.0;
+    let Some(file) = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        .and_then(|input| input.files())
+        .and_then(|files| files.get(0))
+    else {
+        return;
+    };
+    if file.size() > MAX_BYTES {
+        error.set(Some(format!(
+            "{} is larger than 1 MiB; metadata files are much smaller. Choose the IdP's metadata XML.",
+            file.name()
+        )));
+        return;
+    }
+    leptos::task::spawn_local(async move {
+        let text = wasm_bindgen_futures::JsFuture::from(file.text())
+            .await
+            .ok()
+            .and_then(|v| v.as_string());
+        match text {
+            Some(text) => then(text),
+            None => error.set(Some(format!("{} could not be read as text.", file.name()))),
+        }
+    });
+}
+
+/// Files are read in the browser only; the server-rendered page has nothing to read.
+#[cfg(not(feature = "hydrate"))]
+fn load_text_file(
+    _ev: leptos::ev::Event,
+    _then: impl FnOnce(String) + 'static,
+    _error: RwSignal<Option<String>>,
+) {
+}
+
 /// A text field kept in a signal, so that Fetch and pasted metadata can fill it in.
 #[component]
 fn BoundInput(
@@ -471,6 +518,9 @@ fn SamlSection(
     let cert_info = RwSignal::new(data.idp.certificates.clone());
     let pasted = RwSignal::new(String::new());
     let filled = RwSignal::new(None::<&'static str>);
+    // Whether the XML being read came from a file or the paste box, for the message after it.
+    let from_file = RwSignal::new(false);
+    let upload_error = RwSignal::new(None::<String>);
 
     // A fetch or a paste fills the IdP fields; Save stores them.
     let fill = move |fields: IdpFields, how: &'static str| {
@@ -492,16 +542,28 @@ fn SamlSection(
     });
     Effect::new(move |_| {
         if let Some(Ok(fields)) = read.value().get() {
-            fill(
-                fields,
-                "Filled in from the pasted metadata. Check the fields, then Save.",
-            );
+            let how = if from_file.get_untracked() {
+                "Filled in from the metadata file. Check the fields, then Save."
+            } else {
+                "Filled in from the pasted metadata. Check the fields, then Save."
+            };
+            fill(fields, how);
         }
     });
     let fetch_error = Signal::derive(move || fetch.value().get().and_then(|r| r.err()));
     let read_error = Signal::derive(move || read.value().get().and_then(|r| r.err()));
     let csrf_fetch = csrf.clone();
     let csrf_read = csrf.clone();
+    let csrf_upload = csrf.clone();
+    // An uploaded file goes into the paste box and through the same server check as a paste.
+    let read_file = move |xml: String| {
+        pasted.set(xml.clone());
+        from_file.set(true);
+        read.dispatch(ReadSamlMetadata {
+            csrf_token: csrf_upload.clone(),
+            xml,
+        });
+    };
     let ip_warning = data.sp_host_is_ip.then(|| {
         view! {
             <p class="warning" role="alert">
@@ -574,7 +636,23 @@ fn SamlSection(
                     }
                 })}
             <details>
-                <summary>"Or paste the metadata XML"</summary>
+                <summary>"Or upload or paste the metadata XML"</summary>
+                <label>
+                    "Metadata file"
+                    <input
+                        type="file"
+                        accept=".xml,application/samlmetadata+xml,application/xml,text/xml"
+                        on:change=move |ev| {
+                            upload_error.set(None);
+                            load_text_file(ev, read_file.clone(), upload_error);
+                        }
+                    />
+                </label>
+                {move || {
+                    upload_error
+                        .get()
+                        .map(|e| view! { <p class="error" role="alert">{e}</p> })
+                }}
                 <textarea
                     rows="5"
                     spellcheck="false"
@@ -586,6 +664,7 @@ fn SamlSection(
                     type="button"
                     class="secondary-dark"
                     on:click=move |_| {
+                        from_file.set(false);
                         read.dispatch(ReadSamlMetadata {
                             csrf_token: csrf_read.clone(),
                             xml: pasted.get_untracked(),

@@ -132,6 +132,20 @@ test("an administrator connects the panel to the IdP and people sign in through 
   await general.getByRole("button", { name: "Save" }).click();
   await expect(general.getByRole("alert")).toContainText(/SAML is not configured yet/);
 
+  // An uploaded metadata file fills the IdP fields; a file that is not metadata says so.
+  const files = mkdtempSync(join(tmpdir(), "jumpgate-metadata-"));
+  const notMetadata = join(files, "notes.xml");
+  writeFileSync(notMetadata, "<notes>not SAML metadata</notes>");
+  const uploaded = join(files, "idp-metadata.xml");
+  writeFileSync(uploaded, await (await fetch(`${idp.url}/metadata`)).text());
+  await page.getByText("Or upload or paste the metadata XML").click();
+  await page.getByLabel("Metadata file").setInputFiles(notMetadata);
+  await expect(page.getByRole("alert").filter({ hasText: /is not SAML metadata|describes no identity provider/ })).toBeVisible();
+  await page.getByLabel("Metadata file").setInputFiles(uploaded);
+  await expect(page.getByRole("status").filter({ hasText: "Filled in from the metadata file" })).toBeVisible();
+  await expect(page.locator("#saml-form").getByLabel("IdP Entity ID")).toHaveValue(`${idp.url}/metadata`);
+  rmSync(files, { recursive: true, force: true });
+
   // A bad metadata URL says what is wrong; the right one fills the IdP fields.
   await page.getByLabel("Metadata URL").fill(`${idp.url}/no-such-metadata`);
   await page.getByRole("button", { name: "Fetch" }).click();

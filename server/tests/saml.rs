@@ -191,6 +191,9 @@ struct Site {
     idp: Idp,
     http: reqwest::Client,
     bob: Person,
+    /// The cookies that bind sign-in requests to "this browser", as a browser would keep them:
+    /// (name, value) from `/saml/login` answers, sent back with answers posted to the ACS.
+    jar: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 /// What an IdP's auto-submitting form would post to the ACS.
@@ -235,6 +238,7 @@ async fn site() -> Site {
         idp,
         http,
         bob,
+        jar: Default::default(),
     }
 }
 
@@ -283,6 +287,29 @@ fn location(resp: &reqwest::Response) -> String {
 }
 
 impl Site {
+    /// Keeps the request-binding cookies that `resp` sets.
+    fn keep_bindings(&self, resp: &reqwest::Response) {
+        for value in resp.headers().get_all("set-cookie") {
+            let pair = value.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if name.starts_with("jumpgate_saml_jg") && !value.is_empty() {
+                self.jar
+                    .lock()
+                    .unwrap()
+                    .push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    /// The binding cookie this browser holds for sign-in request `relay`.
+    fn binding_for(&self, relay: &str) -> Option<String> {
+        let name = format!("jumpgate_saml{relay}");
+        let jar = self.jar.lock().unwrap();
+        jar.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, v)| format!("{n}={v}"))
+    }
+
     /// Opens `path` without a session, follows the panel to the IdP and signs in there as
     /// `email`, with the IdP knobs in `knobs`; returns what the IdP would post to the ACS.
     async fn sp_initiated(&self, path: &str, email: &str, knobs: &[(&str, &str)]) -> Posted {
@@ -292,6 +319,7 @@ impl Site {
         assert!(login.starts_with("/saml/login"), "{login}");
         let resp = self.http.get(self.panel.url(&login)).send().await.unwrap();
         assert_eq!(resp.status(), 303, "{login}");
+        self.keep_bindings(&resp);
         self.idp_answer(&location(&resp), email, knobs).await
     }
 
@@ -336,17 +364,32 @@ impl Site {
         posted_from(&html)
     }
 
+    /// Posts the IdP's answer to the ACS from the browser that started the sign-in.
     async fn post(&self, posted: &Posted) -> reqwest::Response {
+        let cookie = self.binding_for(&posted.relay_state);
+        self.post_with(posted, cookie.as_deref(), false).await
+    }
+
+    /// Posts an answer with the given `cookie` header; `reposted` marks the ACS's own second post.
+    async fn post_with(
+        &self,
+        posted: &Posted,
+        cookie: Option<&str>,
+        reposted: bool,
+    ) -> reqwest::Response {
         assert_eq!(posted.action, self.panel.url("/saml/acs"));
-        self.http
-            .post(&posted.action)
-            .form(&[
-                ("SAMLResponse", posted.saml_response.as_str()),
-                ("RelayState", posted.relay_state.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap()
+        let mut fields = vec![
+            ("SAMLResponse", posted.saml_response.as_str()),
+            ("RelayState", posted.relay_state.as_str()),
+        ];
+        if reposted {
+            fields.push(("jumpgate_reposted", "1"));
+        }
+        let mut req = self.http.post(&posted.action).form(&fields);
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        req.send().await.unwrap()
     }
 
     /// Posts and expects a refusal page; returns the logged reason.
@@ -381,6 +424,7 @@ impl Site {
     async fn redirect_of(&self, path: &str) -> String {
         let resp = self.http.get(self.panel.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 303, "{path}");
+        self.keep_bindings(&resp);
         location(&resp)
     }
 
@@ -392,12 +436,15 @@ impl Site {
 
     /// GET `path` on the panel with a session cookie.
     async fn get_with(&self, path: &str, cookie: &str) -> reqwest::Response {
-        self.http
+        let resp = self
+            .http
             .get(self.panel.url(path))
             .header("cookie", cookie)
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        self.keep_bindings(&resp);
+        resp
     }
 
     /// A real sshd as server `web01` in group `prod`, which bob is granted.
@@ -565,6 +612,72 @@ async fn sp_initiated_sign_in_returns_to_the_page_asked_for() {
     let since = jumpgate::storage::now() - 600;
     let back = site.gw.storage.open_saml_request(id, since).await.unwrap();
     assert_eq!(back.unwrap().return_to, "/");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_signs_in_only_the_browser_that_asked_for_it() {
+    let site = site().await;
+    let posted = site.sp_initiated("/account", "bob@example.test", &[]).await;
+    let binding = site
+        .binding_for(&posted.relay_state)
+        .expect("a binding cookie");
+    let refusal = |resp: reqwest::Response| async move {
+        assert_eq!(resp.status(), 403);
+        logged_reason(&resp.text().await.unwrap())
+    };
+
+    // The IdP posts from its own site, so the browser leaves the SameSite cookie out: the ACS
+    // answers with a page that posts the same answer again from the panel's origin.
+    let resp = site.post_with(&posted, None, false).await;
+    assert_eq!(resp.status(), 200);
+    assert!(session_cookie(&resp).is_none());
+    let page = resp.text().await.unwrap();
+    assert_eq!(attr_near(&page, "<form", "action").unwrap(), "/saml/acs");
+    assert_eq!(
+        attr_near(&page, "\"SAMLResponse\"", "value").unwrap(),
+        posted.saml_response
+    );
+    assert_eq!(
+        attr_near(&page, "\"RelayState\"", "value").unwrap(),
+        posted.relay_state
+    );
+    assert_eq!(
+        attr_near(&page, "\"jumpgate_reposted\"", "value").unwrap(),
+        "1"
+    );
+
+    // Another browser (no cookie on the second post, or a cookie of its own) is refused.
+    let reason = refusal(site.post_with(&posted, None, true).await).await;
+    assert!(reason.contains("browser other than"), "{reason}");
+    let forged = format!("jumpgate_saml{}=not-the-secret", posted.relay_state);
+    let reason = refusal(site.post_with(&posted, Some(&forged), false).await).await;
+    assert!(reason.contains("browser other than"), "{reason}");
+    let (name, _) = binding.split_once('=').unwrap();
+    let other_request = site.sp_initiated("/", "bob@example.test", &[]).await;
+    let borrowed = format!(
+        "{name}={}",
+        site.binding_for(&other_request.relay_state)
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+    );
+    let reason = refusal(site.post_with(&posted, Some(&borrowed), false).await).await;
+    assert!(reason.contains("browser other than"), "{reason}");
+
+    // None of that spent the answer: the browser that asked is signed in, and its binding
+    // cookie is cleared.
+    let resp = site.post_with(&posted, Some(&binding), true).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(location(&resp), "/account");
+    assert!(session_cookie(&resp).is_some());
+    let cleared = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| c.starts_with(&format!("{name}=;")) && c.contains("Max-Age=0"));
+    assert!(cleared, "{:?}", resp.headers());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1314,7 +1427,9 @@ async fn an_ssh_connection_that_skipped_totp_ends_with_the_saml_session() {
 
 /// GET of an absolute URL (IdP or panel) without following redirects.
 async fn get_url(site: &Site, url: &str) -> reqwest::Response {
-    site.http.get(url).send().await.unwrap()
+    let resp = site.http.get(url).send().await.unwrap();
+    site.keep_bindings(&resp);
+    resp
 }
 
 /// What the IdP saw of single logout, a line per message.
@@ -1815,7 +1930,7 @@ async fn saml_bookkeeping_works_on_every_backend() {
         s.prune_ssh_approvals(now + 10).await.unwrap();
         assert!(s.ssh_approval("h-new").await.unwrap().is_none(), "{label}");
 
-        s.insert_saml_request("_jgA", "/console", None)
+        s.insert_saml_request("_jgA", "/console", None, "hA")
             .await
             .unwrap();
         let open = s
@@ -1825,6 +1940,7 @@ async fn saml_bookkeeping_works_on_every_backend() {
             .unwrap();
         assert_eq!(open.return_to, "/console", "{label}");
         assert_eq!(open.test_for_user, None, "{label}");
+        assert_eq!(open.browser_hash.as_deref(), Some("hA"), "{label}");
         assert!(
             s.open_saml_request("_jgA", now + 600)
                 .await
@@ -1898,7 +2014,7 @@ async fn saml_bookkeeping_works_on_every_backend() {
             admin,
             "{label}: emails match without regard to case"
         );
-        s.insert_saml_request("_jgB", "/admin/settings", Some(admin))
+        s.insert_saml_request("_jgB", "/admin/settings", Some(admin), "hB")
             .await
             .unwrap();
         let open = s

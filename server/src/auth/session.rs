@@ -121,6 +121,36 @@ impl CookieNames {
     pub fn fresh_csrf_cookie(&self) -> String {
         self.csrf_cookie(&new_token())
     }
+
+    /// Holds the secret that ties SAML sign-in request `request_id` to this browser. Only the
+    /// ACS receives it, and it lasts as long as the request may be answered. One cookie per
+    /// request, so that sign-ins started in two tabs do not undo each other.
+    pub fn saml_request_cookie(&self, request_id: &str, secret: &str, max_age: i64) -> String {
+        Cookie::build((saml_request_cookie_name(request_id), secret.to_string()))
+            .path(app::paths::SAML_ACS)
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure)
+            .max_age(cookie::time::Duration::seconds(max_age))
+            .build()
+            .to_string()
+    }
+
+    pub fn expired_saml_request_cookie(&self, request_id: &str) -> String {
+        let mut c = Cookie::build((saml_request_cookie_name(request_id), ""))
+            .path(app::paths::SAML_ACS)
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure)
+            .build();
+        c.make_removal();
+        c.to_string()
+    }
+}
+
+/// The name of the cookie that binds SAML sign-in request `request_id` to its browser.
+pub fn saml_request_cookie_name(request_id: &str) -> String {
+    format!("jumpgate_saml{request_id}")
 }
 
 /// Reads one cookie from a `Cookie` request header.

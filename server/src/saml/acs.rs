@@ -83,6 +83,11 @@ pub enum Refusal {
     IdpInitiatedOff,
     #[error("the sign-in request is unknown, expired or already answered")]
     UnknownRequest,
+    #[error(
+        "the answer reached a browser other than the one that started the sign-in, or one that \
+         blocks Jumpgate's cookies"
+    )]
+    OtherBrowser,
 }
 
 /// What a verified assertion says about the person.

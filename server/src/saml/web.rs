@@ -9,13 +9,22 @@
 //! - `POST /saml/acs`: takes the IdP's answer. It is exempt from the panel's CSRF check (the
 //!   IdP posts it from its own site); the signed response is what protects it.
 //!
+//! An answer to one of our requests is accepted only in the browser that sent the request:
+//! `/saml/login` gives that browser a secret in a cookie scoped to the ACS, and stores its hash
+//! with the request. Otherwise whoever captured a valid answer for their own sign-in could post
+//! it from someone else's browser and sign that person in as themselves (login CSRF). The IdP
+//! posts from another site, so a browser withholds the SameSite=Lax cookie from that first POST;
+//! the ACS then answers with a page that posts the same form again from Jumpgate's own origin,
+//! which carries the cookie. Sign-ins started at the IdP have no request to bind to: that is
+//! why they are a setting of their own.
+//!
 //! A refused sign-in shows a plain page with a reference that also appears in the log with the
 //! reason, never the XML or an internal error.
 
 use app::api::backend::RequestContext;
 use axum::Form;
 use axum::extract::{ConnectInfo, Extension, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use rand::RngCore;
 use samael::schema::{AuthnRequest, Issuer};
@@ -106,12 +115,22 @@ pub async fn login(
             .unwrap_or_else(|| "/".into())
     };
     let id = request_id();
+    let secret = crate::auth::session::new_token();
     if let Err(e) = storage
-        .insert_saml_request(&id, &return_to, test_for_user)
+        .insert_saml_request(
+            &id,
+            &return_to,
+            test_for_user,
+            &crate::auth::session::hash_token(&secret),
+        )
         .await
     {
         return internal(e);
     }
+    let binding = st
+        .auth
+        .cookies()
+        .saml_request_cookie(&id, &secret, REQUEST_LIFETIME_SECONDS);
     let request = AuthnRequest {
         id: id.clone(),
         issue_instant: chrono::Utc::now(),
@@ -126,7 +145,7 @@ pub async fn login(
         ..AuthnRequest::default()
     };
     info!(client.ip = %peer.ip(), request = %id, "sending a browser to the identity provider");
-    match idp.sso_binding {
+    let mut resp = match idp.sso_binding {
         SsoBinding::Redirect if idp.sign_requests => {
             let Some(key) = st.sp.signing.as_ref() else {
                 return internal("request signing is on but Jumpgate has no signing key");
@@ -163,12 +182,21 @@ pub async fn login(
                 Ok(xml) => {
                     use base64::Engine;
                     let encoded = base64::engine::general_purpose::STANDARD.encode(xml.as_bytes());
-                    auto_post(&idp.sso_url, "SAMLRequest", &encoded, &id)
+                    auto_post(
+                        &idp.sso_url,
+                        &[("SAMLRequest", &encoded), ("RelayState", &id)],
+                    )
                 }
                 Err(e) => internal(e),
             }
         }
+    };
+    if resp.status().is_redirection() || resp.status().is_success() {
+        if let Ok(v) = HeaderValue::from_str(&binding) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
     }
+    resp
 }
 
 /// The AuthnRequest for the HTTP-POST binding: with `key`, an enveloped XML signature
@@ -197,11 +225,15 @@ pub struct AcsForm {
     saml_response: Option<String>,
     #[serde(rename = "RelayState")]
     relay_state: Option<String>,
+    /// Set on the second post, the one Jumpgate's own page makes to bring the browser's cookie.
+    #[serde(rename = "jumpgate_reposted")]
+    reposted: Option<String>,
 }
 
 pub async fn acs(
     State(st): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<AcsForm>,
 ) -> Response {
     let ip = peer.ip();
@@ -223,10 +255,6 @@ pub async fn acs(
     }
 
     // Which request this answers decides how InResponseTo is checked.
-    //
-    // Known shortcoming: the answer is tied to its request by the RelayState only, not to the
-    // browser that started the sign-in (no cookie binding), so a valid answer forwarded to
-    // someone else within the request's lifetime would sign them in as its subject.
     let relay = form.relay_state.unwrap_or_default();
     let since = storage::now() - REQUEST_LIFETIME_SECONDS;
     let open_request = if relay.is_empty() || relay.len() > 80 {
@@ -237,6 +265,41 @@ pub async fn acs(
             Err(e) => return internal(e),
         }
     };
+    if let Some(request) = &open_request {
+        let cookies = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let name = crate::auth::session::saml_request_cookie_name(&relay);
+        match crate::auth::session::read_cookie(&cookies, &name) {
+            Some(secret) => {
+                let presented = crate::auth::session::hash_token(&secret);
+                let matches = request.browser_hash.as_deref().is_some_and(|stored| {
+                    bool::from(subtle::ConstantTimeEq::ct_eq(
+                        stored.as_bytes(),
+                        presented.as_bytes(),
+                    ))
+                });
+                if !matches {
+                    return refused(&Refusal::OtherBrowser, ip, &reference);
+                }
+            }
+            // The IdP's cross-site POST came without the cookie: post again from here once.
+            None if form.reposted.is_none() => {
+                return auto_post(
+                    app::paths::SAML_ACS,
+                    &[
+                        ("SAMLResponse", &response),
+                        ("RelayState", &relay),
+                        ("jumpgate_reposted", "1"),
+                    ],
+                );
+            }
+            None => return refused(&Refusal::OtherBrowser, ip, &reference),
+        }
+    }
     let test_for_user = open_request.as_ref().and_then(|r| r.test_for_user);
     let (expect_id, return_to) = match open_request {
         Some(request) => (Some(relay.clone()), request.return_to),
@@ -327,7 +390,10 @@ pub async fn acs(
         Err(e) => return internal(e),
     };
     let mut resp = Redirect::to(&return_to).into_response();
-    for c in cookies {
+    let spent = expect_id
+        .as_deref()
+        .map(|id| st.auth.cookies().expired_saml_request_cookie(id));
+    for c in cookies.into_iter().chain(spent) {
         if let Ok(v) = HeaderValue::from_str(&c) {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -428,17 +494,24 @@ pub(super) fn internal(e: impl std::fmt::Display) -> Response {
     )
 }
 
-/// The HTTP-POST binding: a form the browser submits by itself to `action`.
-fn auto_post(action: &str, field: &str, value: &str, relay_state: &str) -> Response {
+/// A form of hidden `fields` that the browser submits by itself to `action` (the HTTP-POST
+/// binding, and the ACS's second post).
+fn auto_post(action: &str, fields: &[(&str, &str)]) -> Response {
+    let inputs: String = fields
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(name),
+                escape(value)
+            )
+        })
+        .collect();
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signing in – Jumpgate</title></head>\
-         <body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{a}\">\
-         <input type=\"hidden\" name=\"{f}\" value=\"{v}\"><input type=\"hidden\" name=\"RelayState\" value=\"{r}\">\
+         <body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{a}\">{inputs}\
          <noscript><button type=\"submit\">Continue to sign-in</button></noscript></form></body></html>",
         a = escape(action),
-        f = escape(field),
-        v = escape(value),
-        r = escape(relay_state)
     );
     (
         StatusCode::OK,

@@ -11,6 +11,9 @@ pub struct OpenRequest {
     pub return_to: String,
     /// The administrator who asked for a test sign-in, when it is one.
     pub test_for_user: Option<i64>,
+    /// SHA-256 (hex) of the secret in the starting browser's cookie; `None` for requests
+    /// stored before browsers were bound, which no answer can satisfy.
+    pub browser_hash: Option<String>,
 }
 
 /// A mapping from an IdP group value to a user group.
@@ -28,15 +31,17 @@ impl Storage {
         id: &str,
         return_to: &str,
         test_for_user: Option<i64>,
+        browser_hash: &str,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO saml_requests (id, return_to, created_at, test_for_user) \
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO saml_requests (id, return_to, created_at, test_for_user, browser_hash) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id)
         .bind(return_to)
         .bind(now())
         .bind(test_for_user)
+        .bind(browser_hash)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -45,7 +50,7 @@ impl Storage {
     /// An unconsumed request created after `since`.
     pub async fn open_saml_request(&self, id: &str, since: i64) -> Result<Option<OpenRequest>> {
         let row = sqlx::query(
-            "SELECT return_to, test_for_user FROM saml_requests \
+            "SELECT return_to, test_for_user, browser_hash FROM saml_requests \
              WHERE id = $1 AND consumed_at IS NULL AND created_at >= $2",
         )
         .bind(id)
@@ -56,6 +61,7 @@ impl Storage {
             Some(r) => Some(OpenRequest {
                 return_to: r.try_get("return_to")?,
                 test_for_user: r.try_get("test_for_user")?,
+                browser_hash: r.try_get("browser_hash")?,
             }),
             None => None,
         })
