@@ -191,10 +191,10 @@ pub async fn login(
             }
         }
     };
-    if resp.status().is_redirection() || resp.status().is_success() {
-        if let Ok(v) = HeaderValue::from_str(&binding) {
-            resp.headers_mut().append(header::SET_COOKIE, v);
-        }
+    if (resp.status().is_redirection() || resp.status().is_success())
+        && let Ok(v) = HeaderValue::from_str(&binding)
+    {
+        resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
 }
