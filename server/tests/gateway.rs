@@ -353,22 +353,7 @@ async fn proxy_jump_reaches_only_granted_servers() {
     let lab = lab().await;
     inventory_only_for_alice(&lab).await;
     let client = lab.gw.client(&lab.bob);
-    let jump = |target: &str| {
-        let mut c = client.command("ssh");
-        c.args(["-o", "PubkeyAuthentication=yes", "-o"])
-            .arg("PreferredAuthentications=publickey,keyboard-interactive")
-            .arg("-i")
-            .arg(&lab.own_key)
-            .arg("-o")
-            .arg(format!(
-                "ProxyCommand=ssh -F {} -p {} -W %h:%p bob@127.0.0.1",
-                client.path("config").display(),
-                lab.gw.port
-            ))
-            .arg(format!("root@{target}"))
-            .arg("echo jumped-$((1+1))");
-        c
-    };
+    let jump = |target: &str| jump_through(&lab, &client, target, "echo jumped-$((1+1))");
     let out = jump("web01").output().await.unwrap();
     assert_eq!(text(&out.stdout), "jumped-2\n", "{}", text(&out.stderr));
 
@@ -376,6 +361,98 @@ async fn proxy_jump_reaches_only_granted_servers() {
     let out = jump("secret01").output().await.unwrap();
     assert!(!out.status.success());
     assert!(!text(&out.stdout).contains("jumped"));
+}
+
+/// `ssh root@target command` with the test's own key, through the gateway as bob (ProxyJump).
+fn jump_through(
+    lab: &Lab,
+    client: &common::gateway::Client,
+    target: &str,
+    command: &str,
+) -> tokio::process::Command {
+    let mut c = client.command("ssh");
+    c.args(["-o", "PubkeyAuthentication=yes", "-o"])
+        .arg("PreferredAuthentications=publickey,keyboard-interactive")
+        .arg("-i")
+        .arg(&lab.own_key)
+        .arg("-o")
+        .arg(format!(
+            "ProxyCommand=ssh -F {} -p {} -W %h:%p bob@127.0.0.1",
+            client.path("config").display(),
+            lab.gw.port
+        ))
+        .arg(format!("root@{target}"))
+        .arg(command);
+    c
+}
+
+/// The first line `child` writes to its piped stdout, read byte by byte so that the rest stays
+/// in the pipe.
+async fn first_line(child: &mut tokio::process::Child) -> String {
+    use tokio::io::AsyncReadExt;
+    let out = child.stdout.as_mut().unwrap();
+    let mut line = Vec::new();
+    let read = async {
+        let mut byte = [0u8; 1];
+        while out.read_exact(&mut byte).await.is_ok() && byte[0] != b'\n' {
+            line.push(byte[0]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("a first line within 30 s");
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_grant_closes_open_sessions_on_the_server() {
+    let lab = lab().await;
+    let client = lab.gw.client(&lab.bob);
+    let started = Instant::now();
+    let piped = |mut c: tokio::process::Command| {
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c.spawn().unwrap()
+    };
+    let mut direct = client.command("ssh");
+    direct
+        .arg("-p")
+        .arg(lab.gw.port.to_string())
+        .arg("bob:web01@127.0.0.1")
+        .arg("echo started; sleep 60");
+    let mut direct = piped(direct);
+    let mut jumped = piped(jump_through(
+        &lab,
+        &client,
+        "web01",
+        "echo jumped; sleep 60",
+    ));
+    // Both are running on web01 once their first line arrives.
+    assert_eq!(first_line(&mut direct).await, "started");
+    assert_eq!(first_line(&mut jumped).await, "jumped");
+
+    for grant in lab.gw.storage.grants().await.unwrap() {
+        lab.gw.storage.remove_grant(grant.id).await.unwrap();
+    }
+    let wait = |child: tokio::process::Child| async move {
+        tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("the session ended after the grant was removed")
+            .unwrap()
+    };
+    let out = wait(direct).await;
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("your access to web01 was revoked"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = wait(jumped).await;
+    assert_eq!(text(&out.stdout), "", "{}", text(&out.stderr));
+    assert!(!out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(50));
 }
 
 /// Adds `secret01` in group `restricted`, granted to alice only.

@@ -163,6 +163,12 @@ async fn direct(
         .instrument(span.clone())
         .await;
     match result {
+        Ok(ended) if ended.revoked => {
+            let message = format!(
+                "your access to {target} was revoked; the session was closed. Ask an administrator."
+            );
+            fail(tx, pty.is_some(), &message).await
+        }
         Ok(ended) => {
             span.in_scope(|| info!(status = ?ended.status, "target session ended"));
             ended

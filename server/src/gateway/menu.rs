@@ -271,6 +271,9 @@ pub async fn run(
                     }
                     message = match result {
                         Ok(ended) if ended.client_gone => return 0,
+                        Ok(ended) if ended.revoked => {
+                            format!("Your access to {name} was revoked; the session was closed.")
+                        }
                         Ok(ended) => {
                             span.in_scope(|| info!(status = ?ended.status, "target session ended"));
                             match ended.status {

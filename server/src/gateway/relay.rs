@@ -1,5 +1,6 @@
 //! The onward half of a gateway session: opens the target through [`crate::onward`] (access
-//! check, stored credential, pinned host key) and moves bytes both ways.
+//! check, stored credential, pinned host key) and moves bytes both ways, until either side ends
+//! or the user may no longer reach the server.
 //!
 //! Each direction is its own loop, so a slow side only slows its own direction. Data is moved
 //! one SSH packet at a time and every write waits for the receiver's window, so memory per
@@ -44,6 +45,8 @@ pub struct Ended {
     pub client_gone: bool,
     /// The target's end of output was passed on already.
     pub eof_sent: bool,
+    /// Closed by Jumpgate because the user may no longer reach the server.
+    pub revoked: bool,
 }
 
 impl Ended {
@@ -76,11 +79,11 @@ pub async fn run(
     )
     .await?;
     let TargetSession {
+        server,
         handle,
         rx: target_rx,
         tx: target_tx,
         early,
-        ..
     } = session;
     let outbound = tokio::spawn(to_client(
         early,
@@ -89,9 +92,35 @@ pub async fn run(
         forward_eof,
         ctx.gone.clone(),
     ));
-    let ended = to_target(rx, &target_tx, pty, outbound, ctx.gone.clone()).await;
+    let stop_outbound = outbound.abort_handle();
+    let ended = tokio::select! {
+        ended = to_target(rx, &target_tx, pty, outbound, ctx.gone.clone()) => ended,
+        () = revoked(ctx, server.id) => {
+            stop_outbound.abort();
+            info!(server = %server.name, "closing a target session: access revoked");
+            Ended {
+                revoked: true,
+                ..Default::default()
+            }
+        }
+    };
     TargetSession::close(&handle).await;
     Ok(ended)
+}
+
+/// Returns once the user may no longer reach `server_id` (grant removed, server moved out of
+/// the granted groups or deleted). The account being disabled ends the whole connection
+/// elsewhere (the registry's watchdog); this closes just the session on that server.
+async fn revoked(ctx: &SessionCtx, server_id: i64) {
+    let mut tick = tokio::time::interval(RECHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if !onward::still_allowed(&ctx.shared.onward.storage, ctx.user.id, server_id).await {
+            return;
+        }
+    }
 }
 
 /// Client to target, until the target side ends (`outbound` finishes) or the client leaves.
@@ -216,6 +245,9 @@ async fn client_left(gone: &mut watch::Receiver<bool>) {
     let _ = gone.wait_for(|ended| *ended).await;
 }
 
+/// How often an open session checks that its user may still reach the server.
+const RECHECK: Duration = Duration::from_secs(5);
+
 /// How long a forwarded TCP connection may take to open.
 const FORWARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -275,10 +307,15 @@ pub async fn forward_tcp(
     info!(server = %server.name, "forwarding a TCP connection (ProxyJump)");
     let mut stream = stream;
     let mut ssh = channel.into_stream();
-    match tokio::io::copy_bidirectional(&mut ssh, &mut stream).await {
-        Ok((up, down)) => {
+    let copied = tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut ssh, &mut stream) => Some(copied),
+        () = revoked(&ctx, server.id) => None,
+    };
+    match copied {
+        Some(Ok((up, down))) => {
             info!(server = %server.name, bytes_up = up, bytes_down = down, "forwarding ended")
         }
-        Err(e) => info!(server = %server.name, error = %e, "forwarding ended"),
+        Some(Err(e)) => info!(server = %server.name, error = %e, "forwarding ended"),
+        None => info!(server = %server.name, "forwarding closed: access revoked"),
     }
 }
