@@ -69,7 +69,9 @@ async function startIdp(spMetadata: string) {
   const script = resolve(__dirname, "../../server/tests/support/saml_idp.py");
   const child = spawn(
     python,
-    [script, "--port", String(port), "--sp-metadata", spMetadata, "--dir", dir],
+    // On 127.0.0.2, another site than the panel's 127.0.0.1 for the browser, as a real IdP's
+    // domain is: its answers arrive as cross-site POSTs without the panel's SameSite cookies.
+    [script, "--port", String(port), "--sp-metadata", spMetadata, "--dir", dir, "--host", "127.0.0.2"],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const url = await new Promise<string>((ok, fail) => {
@@ -166,9 +168,17 @@ test("an administrator connects the panel to the IdP and people sign in through 
 
   // A new person opens a page and comes back to it signed in, with an account made for them.
   const dave = await freshPage(browser);
+  const acsPosts: string[] = [];
+  dave.on("request", (r) => {
+    if (r.method() === "POST" && r.url() === `${server.url}/saml/acs`) acsPosts.push(r.postData() ?? "");
+  });
   await dave.goto(`${server.url}/account`);
   await signInAtIdp(dave, "dave@corp.test");
   await expect(dave).toHaveURL(`${server.url}/account`);
+  // The IdP's cross-site post came without the cookie that binds the answer to this browser;
+  // the panel posted it again from its own origin, with the cookie.
+  expect(acsPosts.length).toBe(2);
+  expect(acsPosts[1]).toContain("jumpgate_reposted=1");
   await expect(dave.getByTestId("whoami")).toHaveText("dave");
   await expect(dave.getByRole("heading", { name: "Account", exact: true })).toBeVisible();
 

@@ -2,14 +2,16 @@
 implementation): Jumpgate's SAML code is checked against software we did not write.
 
     saml_idp.py --port PORT --sp-metadata URL_OR_FILE --dir DIR [--entity-id ID]
-                [--clock-offset +1h] [--want-signed-requests]
+                [--clock-offset +1h] [--want-signed-requests] [--host 127.0.0.2]
 
 It makes its own signing key and certificate (plus a second, untrusted "rogue" pair) in DIR,
 or reuses those already there, so that a second instance can sign as the same IdP. With
 --clock-offset it runs with libfaketime preloaded, as an IdP whose clock is wrong would. With
 --want-signed-requests it refuses AuthnRequests whose Redirect-binding signature does not verify
-against the certificate in the SP's metadata. It
-prints "ready http://127.0.0.1:PORT" on standard output once it listens, and serves:
+against the certificate in the SP's metadata. --host picks another loopback address to listen
+on (default 127.0.0.1): a browser counts 127.0.0.2 as another site than an SP on 127.0.0.1, as
+it would a real IdP's domain. It prints "ready http://HOST:PORT" on standard output once it
+listens, and serves:
 
     GET  /metadata         the IdP's metadata (entity ID is this URL)
     GET  /sso/redirect     SP-initiated sign-in, HTTP-Redirect binding: shows a sign-in form
@@ -386,7 +388,10 @@ def main():
     parser.add_argument("--entity-id")
     parser.add_argument("--clock-offset")
     parser.add_argument("--want-signed-requests", action="store_true")
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
+    if not args.host.startswith("127."):
+        sys.exit("saml_idp: --host must be a loopback address (127.x.y.z)")
     if args.clock_offset and "FAKETIME" not in os.environ:
         # Re-run this same process (same PID, so whoever started it can stop it) with
         # libfaketime preloaded, rather than under the `faketime` wrapper, which forks.
@@ -395,7 +400,7 @@ def main():
             sys.exit("saml_idp: libfaketime is missing (Debian package faketime)")
         env = dict(os.environ, FAKETIME=args.clock_offset, LD_PRELOAD=found[0])
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
-    base = f"http://127.0.0.1:{args.port}"
+    base = f"http://{args.host}:{args.port}"
     idp = Idp(
         base,
         args.entity_id or f"{base}/metadata",
@@ -403,7 +408,7 @@ def main():
         args.dir,
         want_signed=args.want_signed_requests,
     )
-    httpd = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(idp))
+    httpd = ThreadingHTTPServer((args.host, args.port), make_handler(idp))
     print(f"ready {base}", flush=True)
     httpd.serve_forever()
 
