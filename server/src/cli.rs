@@ -274,7 +274,12 @@ fn print(json_out: bool, value: serde_json::Value, text: impl FnOnce() -> String
     }
 }
 
-pub async fn users(storage: &Storage, cmd: UserCommand, json_out: bool) -> anyhow::Result<()> {
+pub async fn users(
+    storage: &Storage,
+    config: &Config,
+    cmd: UserCommand,
+    json_out: bool,
+) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add {
             name,
@@ -359,7 +364,9 @@ pub async fn users(storage: &Storage, cmd: UserCommand, json_out: bool) -> anyho
             let (uri, _) = totp::enrollment(&secret, &u.username)?;
             // The current step counts as used, so a code shown before enrolment cannot be replayed.
             let step = (totp::unix_time() / 30) as i64;
-            storage.enable_totp(u.id, &secret, step).await?;
+            let vault = vault::open_at_start(storage, &config.vault_key_source()).await?;
+            let sealed = vault.seal(&vault::totp_context(u.id), secret.as_bytes())?;
+            storage.enable_totp(u.id, &sealed, step).await?;
             print(
                 json_out,
                 json!({ "username": name, "otpauth_uri": uri }),
@@ -1077,7 +1084,8 @@ async fn saml_map_command(
 
 /// `jumpgate admin reset-password USER`.
 pub async fn reset_password(storage: Storage, config: &Config, name: &str) -> anyhow::Result<()> {
-    let auth = Auth::new(storage, config.is_https());
+    let vault = vault::open_at_start(&storage, &config.vault_key_source()).await?;
+    let auth = Auth::new(storage, config.is_https(), std::sync::Arc::new(vault));
     match auth.reset_password(name).await? {
         Some(otp) => {
             println!("New one-time password for {name}: {otp}");

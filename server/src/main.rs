@@ -129,7 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(AdminCommand::ResetPassword { user }) => {
             cli::reset_password(storage, &config, &user).await
         }
-        Command::User(cmd) => cli::users(&storage, cmd, json).await,
+        Command::User(cmd) => cli::users(&storage, &config, cmd, json).await,
         Command::UserGroup(cmd) => cli::user_groups(&storage, cmd, json).await,
         Command::Group(cmd) => cli::groups(&storage, cmd, json).await,
         Command::Server(cmd) => cli::servers(&storage, &config, cmd, json).await,

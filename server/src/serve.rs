@@ -36,7 +36,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "gateway key ready (jumpgate server gateway-key prints its public half)"
     );
 
-    let auth = Auth::new(storage.clone(), config.is_https());
+    let vault = Arc::new(vault);
+    let auth = Auth::new(storage.clone(), config.is_https(), vault.clone());
     if let Some(otp) = auth.ensure_first_admin().await? {
         // Printed to the console only, never through the logger, which may feed a file.
         println!("{}", first_admin_banner(&otp, &config));
@@ -56,7 +57,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .site_addr(config.web_listen)
         .build();
 
-    let vault = Arc::new(vault);
     let inventory = Arc::new(InventoryPanel::new(
         auth.clone(),
         vault.clone(),

@@ -1,4 +1,5 @@
-//! The credential vault: target passwords, private keys and passphrases encrypted at rest.
+//! The credential vault: target passwords, private keys and passphrases, and TOTP secrets,
+//! encrypted at rest.
 //!
 //! Secrets are sealed with XChaCha20-Poly1305 (RustCrypto's `chacha20poly1305`) under a 256-bit
 //! master key. The key lives in a file in the data directory, created with mode 0600 on first
@@ -234,7 +235,17 @@ pub fn write_key_file(path: &Path, key: &MasterKey) -> Result<(), VaultError> {
 /// Refuses, without writing anything, when the database holds a key check that the configured
 /// key does not open, or when it holds one and the key file is gone. Finishes a rotation that
 /// was interrupted after the database switched to the new key (see [`rotate`]).
+/// Also seals TOTP secrets stored in plain base32 by versions before they were sealed.
 pub async fn open_at_start(
+    storage: &crate::storage::Storage,
+    source: &KeySource,
+) -> Result<Vault, StartError> {
+    let vault = open_key(storage, source).await?;
+    seal_plain_totp(storage, &vault).await?;
+    Ok(vault)
+}
+
+async fn open_key(
     storage: &crate::storage::Storage,
     source: &KeySource,
 ) -> Result<Vault, StartError> {
@@ -347,10 +358,31 @@ pub async fn rotate(
         ));
     }
 
+    let mut totp = Vec::new();
+    for old in storage.totp_values().await? {
+        let context = totp_context(old.user_id);
+        let reseal = |sealed: &Option<String>| -> Result<Option<String>, VaultError> {
+            match sealed {
+                Some(value) => next
+                    .seal(&context, &current.open(&context, value)?)
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        let new = crate::storage::TotpValues {
+            user_id: old.user_id,
+            active: reseal(&old.active)?,
+            pending: reseal(&old.pending)?,
+        };
+        totp.push((old, new));
+    }
+
     if let KeySource::File(path) = source {
         write_key_file(&pending_path(path), &next_key)?;
     }
-    storage.reseal_all(&resealed, &next.check_value()?).await?;
+    storage
+        .reseal_all(&resealed, &totp, &next.check_value()?)
+        .await?;
     if let KeySource::File(path) = source {
         std::fs::rename(pending_path(path), path).map_err(|source| VaultError::Io {
             action: "replace",
@@ -364,6 +396,50 @@ pub async fn rotate(
 /// The associated data binding a sealed value to its server and field.
 pub fn secret_context(server_id: i64, field: &str) -> String {
     format!("server:{server_id}:{field}")
+}
+
+/// The associated data binding a sealed TOTP secret to its user. The pending secret of an
+/// enrolment and the active one share it, so that confirming moves the sealed value as it is.
+pub fn totp_context(user_id: i64) -> String {
+    format!("user:{user_id}:totp")
+}
+
+/// Whether `value` is sealed (rather than a plain value from before sealing).
+pub fn is_sealed(value: &str) -> bool {
+    value.starts_with(FORMAT)
+}
+
+/// Seals every TOTP secret still stored in plain base32, so that a copy of the database no
+/// longer reveals them. A value that changes meanwhile is left for the next start.
+async fn seal_plain_totp(
+    storage: &crate::storage::Storage,
+    vault: &Vault,
+) -> Result<(), StartError> {
+    let mut sealed = 0;
+    for old in storage.totp_values().await? {
+        let context = totp_context(old.user_id);
+        let seal = |value: &Option<String>| -> Result<Option<String>, VaultError> {
+            match value {
+                Some(v) if !is_sealed(v) => vault.seal(&context, v.as_bytes()).map(Some),
+                other => Ok(other.clone()),
+            }
+        };
+        let new = crate::storage::TotpValues {
+            user_id: old.user_id,
+            active: seal(&old.active)?,
+            pending: seal(&old.pending)?,
+        };
+        if new != old && storage.replace_totp_values(&old, &new).await? {
+            sealed += 1;
+        }
+    }
+    if sealed > 0 {
+        tracing::info!(
+            users = sealed,
+            "sealed TOTP secrets stored before they were encrypted"
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use app::api::{ApiError, LoginStep};
 use jumpgate::auth::{Auth, session, totp};
 use jumpgate::settings;
 use jumpgate::storage::{self, NewUser, SessionRow, Storage};
+use jumpgate::vault::{self, KeySource, MasterKey, Vault};
+use std::sync::Arc;
 
 const PASSWORD: &str = "a long enough password";
 
@@ -47,6 +49,15 @@ async fn add_user(storage: &Storage, name: &str, email: Option<&str>) -> i64 {
         .unwrap()
 }
 
+/// The panel's authentication service on `storage`, with a vault of its own.
+fn auth_for(storage: &Storage) -> Auth {
+    Auth::new(
+        storage.clone(),
+        false,
+        Arc::new(Vault::new(&MasterKey::generate())),
+    )
+}
+
 async fn sign_in(auth: &Auth, login: &str) -> String {
     let (step, cookies) = auth
         .login(&ctx(None), login.into(), PASSWORD.into())
@@ -59,7 +70,7 @@ async fn sign_in(auth: &Auth, login: &str) -> String {
 #[tokio::test]
 async fn first_admin_is_created_once_and_must_change_password() {
     for db in common::databases().await {
-        let auth = Auth::new(db.storage.clone(), false);
+        let auth = auth_for(&db.storage);
         let otp = auth.ensure_first_admin().await.unwrap().expect("created");
         assert!(
             auth.ensure_first_admin().await.unwrap().is_none(),
@@ -92,7 +103,7 @@ async fn first_admin_is_created_once_and_must_change_password() {
 #[tokio::test]
 async fn wrong_password_and_unknown_user_answer_alike() {
     for db in common::databases().await {
-        let auth = Auth::new(db.storage.clone(), false);
+        let auth = auth_for(&db.storage);
         add_user(&db.storage, "alice", Some("Alice@Example.com")).await;
         let wrong = auth
             .login(&ctx(None), "alice".into(), "not it at all".into())
@@ -120,7 +131,7 @@ async fn wrong_password_and_unknown_user_answer_alike() {
 #[tokio::test]
 async fn repeated_failures_lock_the_account_even_for_the_right_password() {
     for db in common::databases().await {
-        let auth = Auth::new(db.storage.clone(), false);
+        let auth = auth_for(&db.storage);
         settings::set(&db.storage, settings::LOCKOUT_MAX_FAILURES, "3")
             .await
             .unwrap();
@@ -160,7 +171,7 @@ async fn repeated_failures_lock_the_account_even_for_the_right_password() {
 #[tokio::test]
 async fn per_address_limit_locks_out_a_sprayer() {
     for db in common::databases().await {
-        let auth = Auth::new(db.storage.clone(), false);
+        let auth = auth_for(&db.storage);
         settings::set(&db.storage, settings::LOCKOUT_MAX_FAILURES_PER_IP, "2")
             .await
             .unwrap();
@@ -186,12 +197,17 @@ async fn per_address_limit_locks_out_a_sprayer() {
 #[tokio::test]
 async fn totp_is_required_after_enrolment_and_each_code_works_once() {
     for db in common::databases().await {
-        let auth = Auth::new(db.storage.clone(), false);
+        let auth = auth_for(&db.storage);
         add_user(&db.storage, "dave", None).await;
         let token = sign_in(&auth, "dave").await;
 
         let enrol = auth.totp_begin(&ctx(Some(&token))).await.unwrap();
         assert!(enrol.uri.contains(&enrol.secret));
+        // At rest the secret is sealed by the vault for this user, never in base32.
+        let stored = db.storage.totp_values().await.unwrap();
+        let pending = stored[0].pending.as_deref().unwrap();
+        assert!(vault::is_sealed(pending), "{}", db.label);
+        assert!(!pending.contains(&enrol.secret), "{}", db.label);
         let bad = auth.totp_confirm(&ctx(Some(&token)), "000000".into()).await;
         // 000000 may match by chance once in a million runs; the wrong-code path is still covered below.
         if bad.is_ok() {
@@ -202,6 +218,9 @@ async fn totp_is_required_after_enrolment_and_each_code_works_once() {
         auth.totp_confirm(&ctx(Some(&token)), code.clone())
             .await
             .unwrap();
+        let stored = db.storage.totp_values().await.unwrap();
+        assert_eq!(stored[0].active.as_deref(), Some(pending), "{}", db.label);
+        assert_eq!(stored[0].pending, None, "{}", db.label);
 
         // Password alone now only reaches the TOTP step.
         let (step, cookies) = auth
@@ -253,10 +272,71 @@ async fn totp_is_required_after_enrolment_and_each_code_works_once() {
     }
 }
 
+/// Signs `login` in with the password and the TOTP code of `secret` at `at`.
+async fn sign_in_with_totp(auth: &Auth, login: &str, secret: &str, at: u64) {
+    let (step, cookies) = auth
+        .login(&ctx(None), login.into(), PASSWORD.into())
+        .await
+        .unwrap();
+    assert_eq!(step, LoginStep::TotpRequired);
+    let code = totp::code_at(secret, at).unwrap();
+    auth.login_totp(&ctx(Some(&session_token(&cookies))), code)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn totp_secrets_stored_in_plain_are_sealed_at_start_and_follow_a_key_rotation() {
+    for db in common::databases().await {
+        let dir = tempfile::tempdir().unwrap();
+        let source = KeySource::File(dir.path().join("vault.key"));
+        vault::open_at_start(&db.storage, &source).await.unwrap();
+        let uid = add_user(&db.storage, "frank", None).await;
+        // As versions before sealing stored them: base32, active and pending.
+        let (secret, enrolling) = (totp::new_secret(), totp::new_secret());
+        db.storage.enable_totp(uid, &secret, 0).await.unwrap();
+        db.storage
+            .set_totp_pending(uid, Some(&enrolling))
+            .await
+            .unwrap();
+
+        let current = vault::open_at_start(&db.storage, &source).await.unwrap();
+        let stored = db.storage.totp_values().await.unwrap().remove(0);
+        let context = vault::totp_context(uid);
+        for (value, plain) in [(&stored.active, &secret), (&stored.pending, &enrolling)] {
+            let value = value.as_deref().unwrap();
+            assert!(vault::is_sealed(value), "{}", db.label);
+            assert_eq!(
+                current.open(&context, value).unwrap().as_slice(),
+                plain.as_bytes(),
+                "{}",
+                db.label
+            );
+        }
+        let now = totp::unix_time();
+        let auth = Auth::new(db.storage.clone(), false, Arc::new(current));
+        sign_in_with_totp(&auth, "frank", &secret, now).await;
+
+        // A rotation re-seals them under the new key, and the same app still signs in.
+        let current = vault::open_at_start(&db.storage, &source).await.unwrap();
+        vault::rotate(&db.storage, &source, &current).await.unwrap();
+        let rotated = db.storage.totp_values().await.unwrap().remove(0);
+        let active = rotated.active.as_deref().unwrap();
+        assert!(current.open(&context, active).is_err(), "{}", db.label);
+        let next = vault::open_at_start(&db.storage, &source).await.unwrap();
+        assert_eq!(
+            next.open(&context, active).unwrap().as_slice(),
+            secret.as_bytes()
+        );
+        let auth = Auth::new(db.storage.clone(), false, Arc::new(next));
+        sign_in_with_totp(&auth, "frank", &secret, now + 30).await;
+    }
+}
+
 #[tokio::test]
 async fn sessions_expire_when_idle_or_too_old_and_end_at_sign_out() {
     for db in common::databases().await {
-        let auth = Auth::new(db.storage.clone(), false);
+        let auth = auth_for(&db.storage);
         let uid = add_user(&db.storage, "erin", None).await;
         let now = storage::now();
         let insert = |token: &str, last_seen: i64, expires: i64| SessionRow {
@@ -324,7 +404,7 @@ async fn sessions_expire_when_idle_or_too_old_and_end_at_sign_out() {
 #[tokio::test]
 async fn password_change_needs_the_current_one_and_ends_other_sessions() {
     for db in common::databases().await {
-        let auth = Auth::new(db.storage.clone(), false);
+        let auth = auth_for(&db.storage);
         add_user(&db.storage, "frank", None).await;
         let mine = sign_in(&auth, "frank").await;
         let other = sign_in(&auth, "frank").await;
@@ -370,7 +450,7 @@ async fn password_change_needs_the_current_one_and_ends_other_sessions() {
 #[tokio::test]
 async fn security_code_is_stored_hashed_and_must_differ_from_password() {
     for db in common::databases().await {
-        let auth = Auth::new(db.storage.clone(), false);
+        let auth = auth_for(&db.storage);
         let uid = add_user(&db.storage, "grace", None).await;
         let token = sign_in(&auth, "grace").await;
         let e = auth
@@ -427,7 +507,7 @@ async fn usernames_and_emails_are_unique_regardless_of_email_case() {
 #[tokio::test]
 async fn only_administrators_manage_users() {
     for db in common::databases().await {
-        let auth = Auth::new(db.storage.clone(), false);
+        let auth = auth_for(&db.storage);
         let otp = auth.ensure_first_admin().await.unwrap().unwrap();
         let (_, cookies) = auth
             .login(&ctx(None), "admin".into(), otp.clone())

@@ -202,6 +202,22 @@ fn users_can_be_disabled_enabled_and_given_totp() {
     let uri = env.ok(&["user", "totp-enroll", "bob"], "");
     assert!(uri.starts_with("otpauth://totp/Jumpgate:bob?"), "{uri}");
     assert_eq!(env.json(&["user", "list"])[0]["totp_enabled"], true);
+    // The secret is sealed by the vault at rest: no database file holds it.
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    for file in ["jumpgate.db", "jumpgate.db-wal"] {
+        let bytes = std::fs::read(env.dir.path().join(file)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(secret.trim()),
+            "{file} holds the TOTP secret"
+        );
+    }
     env.ok(&["user", "set-security-code", "bob"], "918273\n");
     assert_eq!(env.json(&["user", "list"])[0]["has_security_code"], true);
     env.ok(&["user", "delete", "bob"], "");

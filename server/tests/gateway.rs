@@ -509,7 +509,7 @@ async fn refusals_say_why_and_lockout_is_shared() {
         text(&out.stderr)
     );
     use app::api::backend::{Backend, RequestContext};
-    let auth = jumpgate::auth::Auth::new(lab.gw.storage.clone(), false);
+    let auth = jumpgate::auth::Auth::new(lab.gw.storage.clone(), false, lab.gw.vault.clone());
     let ctx = RequestContext {
         client_ip: "127.0.0.9".parse().unwrap(),
         session_token: None,

@@ -22,8 +22,8 @@ use tower::ServiceExt;
 
 async fn app() -> (axum::Router, Auth, common::TestDb) {
     let db = common::databases().await.remove(0);
-    let auth = Auth::new(db.storage.clone(), false);
     let vault = Arc::new(Vault::new(&MasterKey::generate()));
+    let auth = Auth::new(db.storage.clone(), false, vault.clone());
     let dir = tempfile::tempdir().unwrap();
     let state = HttpState {
         auth: auth.clone(),

@@ -87,10 +87,10 @@ async fn fixtures() -> Vec<Fixture> {
     let mut out = Vec::new();
     for db in common::databases().await {
         let storage = db.storage.clone();
-        let auth = Auth::new(storage.clone(), false);
+        let vault = Arc::new(Vault::new(&MasterKey::generate()));
+        let auth = Auth::new(storage.clone(), false, vault.clone());
         add_user(&storage, "root", "admin").await;
         add_user(&storage, "alice", "user").await;
-        let vault = Arc::new(Vault::new(&MasterKey::generate()));
         let panel = InventoryPanel::new(auth.clone(), vault.clone(), "ssh-ed25519 AAAA".into());
         let admin = sign_in(&auth, "root").await;
         let alice = sign_in(&auth, "alice").await;

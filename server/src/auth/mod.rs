@@ -42,6 +42,8 @@ pub enum ServiceError {
     Hash(#[from] password::HashError),
     #[error(transparent)]
     Totp(#[from] totp::TotpError),
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
 }
 
 impl From<ServiceError> for ApiError {
@@ -56,6 +58,8 @@ impl From<ServiceError> for ApiError {
 pub struct Auth {
     storage: Storage,
     cookies: CookieNames,
+    /// Seals TOTP secrets at rest.
+    vault: std::sync::Arc<crate::vault::Vault>,
 }
 
 /// A signed-in session with its user.
@@ -66,11 +70,31 @@ pub struct Authenticated {
 }
 
 impl Auth {
-    pub fn new(storage: Storage, secure_cookies: bool) -> Self {
+    pub fn new(
+        storage: Storage,
+        secure_cookies: bool,
+        vault: std::sync::Arc<crate::vault::Vault>,
+    ) -> Self {
         Auth {
             storage,
             cookies: CookieNames::new(secure_cookies),
+            vault,
         }
+    }
+
+    /// The base32 TOTP secret in `sealed`, one of `user_id`'s stored TOTP values.
+    fn open_totp(
+        &self,
+        user_id: i64,
+        sealed: &str,
+    ) -> Result<zeroize::Zeroizing<String>, ServiceError> {
+        let plain = self
+            .vault
+            .open(&crate::vault::totp_context(user_id), sealed)?;
+        let text = std::str::from_utf8(&plain).map_err(|_| crate::vault::VaultError::Unseal {
+            context: crate::vault::totp_context(user_id),
+        })?;
+        Ok(zeroize::Zeroizing::new(text.to_string()))
     }
 
     pub fn storage(&self) -> &Storage {
@@ -181,10 +205,11 @@ impl Auth {
 
     /// Checks a TOTP code for `user` and marks its time step used, so it is accepted once.
     async fn consume_totp(&self, user: &UserRow, code: &str) -> Result<bool, ServiceError> {
-        let Some(secret) = user.totp_secret.as_deref() else {
+        let Some(sealed) = user.totp_secret.as_deref() else {
             return Ok(false);
         };
-        match totp::matching_step(secret, code.trim(), totp::unix_time())? {
+        let secret = self.open_totp(user.id, sealed)?;
+        match totp::matching_step(&secret, code.trim(), totp::unix_time())? {
             Some(step) => Ok(self.storage.consume_totp_step(user.id, step).await?),
             None => Ok(false),
         }
@@ -633,14 +658,15 @@ impl Backend for Auth {
                     .into(),
             ));
         }
-        // Known shortcoming: TOTP secrets are stored in the users table as base32, not sealed by
-        // the vault, so a copy of the database reveals them. Sealing them needs the vault in
-        // `Auth`; until then, protect database backups like the vault key.
         let secret = totp::new_secret();
         let (uri, qr_png_base64) =
             totp::enrollment(&secret, &user.username).map_err(ServiceError::from)?;
+        let sealed = self
+            .vault
+            .seal(&crate::vault::totp_context(user.id), secret.as_bytes())
+            .map_err(ServiceError::from)?;
         self.storage
-            .set_totp_pending(user.id, Some(&secret))
+            .set_totp_pending(user.id, Some(&sealed))
             .await
             .map_err(ServiceError::from)?;
         Ok(TotpEnrollment {
@@ -653,7 +679,7 @@ impl Backend for Auth {
     async fn totp_confirm(&self, ctx: &RequestContext, code: String) -> Result<(), ApiError> {
         let auth = self.require_user(ctx, false).await?;
         let user = &auth.user;
-        let Some(secret) = user.totp_pending_secret.as_deref() else {
+        let Some(sealed) = user.totp_pending_secret.as_deref() else {
             return Err(ApiError::Invalid(
                 "There is no enrolment in progress. Press \"Set up authenticator app\" first."
                     .into(),
@@ -661,15 +687,17 @@ impl Backend for Auth {
         };
         let subject = account_subject(user.id);
         self.check_locks(&subject, ctx.client_ip).await?;
+        let secret = self.open_totp(user.id, sealed)?;
         let step =
-            totp::matching_step(secret, &code, totp::unix_time()).map_err(ServiceError::from)?;
+            totp::matching_step(&secret, &code, totp::unix_time()).map_err(ServiceError::from)?;
         let Some(step) = step else {
             return Err(self
                 .fail(&subject, ctx.client_ip, ApiError::InvalidTotpCode)
                 .await);
         };
+        // Sealed for this user already: it moves from pending to active as it is.
         self.storage
-            .enable_totp(user.id, secret, step)
+            .enable_totp(user.id, sealed, step)
             .await
             .map_err(ServiceError::from)?;
         info!(user = %user.username, "TOTP enabled");

@@ -112,9 +112,31 @@ impl Storage {
     pub async fn reseal_all(
         &self,
         servers: &[(i64, Option<String>, Option<String>)],
+        totp: &[(super::TotpValues, super::TotpValues)],
         check: &str,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        // A user who enrols or turns TOTP off meanwhile would be left with a value sealed
+        // under the old key: the whole rotation is undone instead, to be run again.
+        for (old, new) in totp {
+            let done = sqlx::query(
+                "UPDATE users SET totp_secret = $1, totp_pending_secret = $2 WHERE id = $3 \
+                 AND totp_secret IS NOT DISTINCT FROM $4 \
+                 AND totp_pending_secret IS NOT DISTINCT FROM $5",
+            )
+            .bind(new.active.as_deref())
+            .bind(new.pending.as_deref())
+            .bind(old.user_id)
+            .bind(old.active.as_deref())
+            .bind(old.pending.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(StorageError::ChangedMeanwhile(
+                    "a user changed their authenticator app during the rotation; run it again",
+                ));
+            }
+        }
         for (id, secret, passphrase) in servers {
             sqlx::query(
                 "UPDATE servers SET secret_sealed = $1, passphrase_sealed = $2 WHERE id = $3",

@@ -33,6 +33,9 @@ pub enum StorageError {
     },
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// Rows changed under an operation that needed them unchanged; running it again helps.
+    #[error("{0}")]
+    ChangedMeanwhile(&'static str),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -59,6 +62,14 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// A user's stored TOTP values, each sealed by the vault (or, from before sealing, base32).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpValues {
+    pub user_id: i64,
+    pub active: Option<String>,
+    pub pending: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -311,6 +322,42 @@ impl Storage {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Every user's stored TOTP values (active, pending), for the vault's re-sealing.
+    pub async fn totp_values(&self) -> Result<Vec<TotpValues>> {
+        let rows = sqlx::query(
+            "SELECT id, totp_secret, totp_pending_secret FROM users \
+             WHERE totp_secret IS NOT NULL OR totp_pending_secret IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TotpValues {
+                    user_id: r.try_get("id")?,
+                    active: r.try_get("totp_secret")?,
+                    pending: r.try_get("totp_pending_secret")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces a user's TOTP values with `new` if they are still `old`; false when they changed
+    /// meanwhile (the user enrolled or turned TOTP off), in which case nothing is written.
+    pub async fn replace_totp_values(&self, old: &TotpValues, new: &TotpValues) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET totp_secret = $1, totp_pending_secret = $2 WHERE id = $3 \
+             AND totp_secret IS NOT DISTINCT FROM $4 AND totp_pending_secret IS NOT DISTINCT FROM $5",
+        )
+        .bind(new.active.as_deref())
+        .bind(new.pending.as_deref())
+        .bind(old.user_id)
+        .bind(old.active.as_deref())
+        .bind(old.pending.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn disable_totp(&self, user_id: i64) -> Result<()> {

@@ -62,7 +62,7 @@ impl Gateway {
         let task = tokio::spawn(gateway::run(
             listener,
             gateway::Deps {
-                auth: Auth::new(storage.clone(), false),
+                auth: Auth::new(storage.clone(), false, vault.clone()),
                 onward: jumpgate::onward::Onward {
                     storage: storage.clone(),
                     vault: vault.clone(),
@@ -107,7 +107,11 @@ impl Gateway {
             .unwrap();
         let totp_secret = if with_totp {
             let secret = totp::new_secret();
-            self.storage.enable_totp(id, &secret, 0).await.unwrap();
+            let sealed = self
+                .vault
+                .seal(&vault::totp_context(id), secret.as_bytes())
+                .unwrap();
+            self.storage.enable_totp(id, &sealed, 0).await.unwrap();
             Some(secret)
         } else {
             None

@@ -30,7 +30,7 @@ impl Drop for PanelServer {
 
 impl PanelServer {
     pub async fn start(gw: &Gateway) -> PanelServer {
-        let auth = Auth::new(gw.storage.clone(), false);
+        let auth = Auth::new(gw.storage.clone(), false, gw.vault.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let origin = format!("http://{addr}");
