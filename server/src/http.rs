@@ -89,7 +89,10 @@ pub fn router(state: HttpState) -> Router {
         .route(paths::SAML_METADATA, get(saml::web::sp_metadata))
         .route(paths::SAML_LOGIN, get(saml::web::login))
         .route(paths::SAML_LOGOUT, post(saml::logout::sign_out))
-        .route(paths::SAML_SLO, get(saml::logout::slo))
+        .route(
+            paths::SAML_SLO,
+            get(saml::logout::slo).post(saml::logout::slo_post),
+        )
         .route(paths::SSH_APPROVE, get(crate::ssh_approval::web::entry))
         .route(
             "/ssh/approve/{code}",
@@ -201,9 +204,9 @@ async fn guard(
     let path = req.uri().path().to_owned();
 
     let mut req = req;
-    // The identity provider posts sign-in answers from its own site, without our token; the
-    // response's signature and the request bookkeeping protect that endpoint instead.
-    let idp_post = path == paths::SAML_ACS;
+    // The identity provider posts sign-in answers and logout messages from its own site,
+    // without our token; their signatures and the request bookkeeping protect those endpoints.
+    let idp_post = path == paths::SAML_ACS || path == paths::SAML_SLO;
     if is_state_changing(req.method()) && !idp_post {
         if !same_origin(req.headers(), &st.public_origin) {
             warn!(client.ip = %peer.ip(), path = %path, "refused a cross-origin request");

@@ -1578,6 +1578,92 @@ async fn a_logout_request_from_the_identity_provider_ends_that_persons_sessions(
     assert_eq!(site.get_with("/account", &carol).await.status(), 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_request_posted_by_the_identity_provider_is_checked_the_same_way() {
+    let site = site().await;
+    site.gw.add_user("carol", false).await;
+    let bob = site.saml_cookie("bob@example.test").await;
+    let carol = site.saml_cookie("carol@example.test").await;
+
+    // The IdP's page that posts a LogoutRequest (HTTP-POST binding, enveloped XML signature).
+    let form = |knobs: &'static str| {
+        let site = &site;
+        async move {
+            let url = site.idp.url(&format!(
+                "/slo/initiate?email=bob%40example.test&binding=post{knobs}"
+            ));
+            let page = get_url(site, &url).await.text().await.unwrap();
+            let action = attr_near(&page, "<form", "action").expect("a form");
+            assert_eq!(action, site.panel.url("/saml/slo"));
+            let request = attr_near(&page, "\"SAMLRequest\"", "value").unwrap();
+            let relay = attr_near(&page, "\"RelayState\"", "value").unwrap_or_default();
+            (request, relay)
+        }
+    };
+    let post = |request: String, relay: String| {
+        let site = &site;
+        async move {
+            site.http
+                .post(site.panel.url("/saml/slo"))
+                .form(&[("SAMLRequest", request), ("RelayState", relay)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let refusal = |resp: reqwest::Response| async move {
+        assert_eq!(resp.status(), 403);
+        logged_reason(&resp.text().await.unwrap())
+    };
+
+    // Forged, misdirected, edited or wrapped requests are refused for their reason.
+    for (knobs, reason) in [
+        ("&unsigned=1", "not signed"),
+        ("&signer=rogue", "does not verify"),
+        (
+            "&destination=https%3A%2F%2Felsewhere.test%2Fsaml%2Fslo",
+            "destination",
+        ),
+    ] {
+        let (request, relay) = form(knobs).await;
+        let line = refusal(post(request, relay).await).await;
+        assert!(line.contains(reason), "{knobs}: {line}");
+    }
+    let (genuine, relay) = form("").await;
+    let xml = String::from_utf8(STANDARD.decode(&genuine).unwrap()).unwrap();
+    assert!(xml.contains("SignatureValue"), "{xml}");
+    let edited = STANDARD.encode(xml.replace("bob@example.test", "carol@example.test"));
+    let line = refusal(post(edited, relay.clone()).await).await;
+    assert!(line.contains("does not verify"), "{line}");
+    let body = strip_declaration(&xml);
+    let wrapped = format!(
+        "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
+         xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_evil\" Version=\"2.0\" \
+         IssueInstant=\"2026-01-01T00:00:00Z\"><saml:NameID>carol@example.test</saml:NameID>\
+         <samlp:Extensions>{body}</samlp:Extensions></samlp:LogoutRequest>"
+    );
+    let line = refusal(post(STANDARD.encode(wrapped), relay.clone()).await).await;
+    assert!(line.contains("well-formed LogoutRequest"), "{line}");
+    for cookie in [&bob, &carol] {
+        assert_eq!(site.get_with("/account", cookie).await.status(), 200);
+    }
+
+    // The genuine request ends bob's session, not carol's, and is answered by redirect.
+    let resp = post(genuine.clone(), relay.clone()).await;
+    assert_eq!(resp.status(), 303);
+    assert!(
+        location(&resp).starts_with(&site.idp.url("/slo/redirect?SAMLResponse=")),
+        "{}",
+        location(&resp)
+    );
+    assert_eq!(site.get_with("/account", &bob).await.status(), 303);
+    assert_eq!(site.get_with("/account", &carol).await.status(), 200);
+
+    // Again: a replay.
+    let line = refusal(post(genuine, relay).await).await;
+    assert!(line.contains("replay"), "{line}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // From the host
 

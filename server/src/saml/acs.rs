@@ -33,6 +33,16 @@ pub const MAX_RESPONSE_B64: usize = 256 * 1024;
 /// How old a response's IssueInstant may be, beyond the configured clock skew.
 const MAX_ISSUE_DELAY_SECONDS: i64 = 180;
 
+/// The XML signature algorithms accepted from the IdP: SHA-1 and weaker are refused.
+pub const XML_SIGNATURE_ALGORITHMS: [AllowedSignatureAlgorithm; 6] = [
+    AllowedSignatureAlgorithm::RsaSha256,
+    AllowedSignatureAlgorithm::RsaSha384,
+    AllowedSignatureAlgorithm::RsaSha512,
+    AllowedSignatureAlgorithm::EcdsaSha256,
+    AllowedSignatureAlgorithm::EcdsaSha384,
+    AllowedSignatureAlgorithm::EcdsaSha512,
+];
+
 const EMAIL_FORMAT: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
 
 /// Why a response was refused. The reason goes to the log; the person sees a plain page.
@@ -198,14 +208,7 @@ pub fn verify_xml(
         .allow_idp_initiated(matches!(expect, Expect::Unsolicited))
         .max_clock_skew(skew)
         .max_issue_delay(Duration::seconds(MAX_ISSUE_DELAY_SECONDS) + skew)
-        .allowed_signature_algorithms(Some(vec![
-            AllowedSignatureAlgorithm::RsaSha256,
-            AllowedSignatureAlgorithm::RsaSha384,
-            AllowedSignatureAlgorithm::RsaSha512,
-            AllowedSignatureAlgorithm::EcdsaSha256,
-            AllowedSignatureAlgorithm::EcdsaSha384,
-            AllowedSignatureAlgorithm::EcdsaSha512,
-        ]))
+        .allowed_signature_algorithms(Some(XML_SIGNATURE_ALGORITHMS.to_vec()))
         .build()
         .map_err(|e| Refusal::Malformed(e.to_string()))?;
     // Belt and braces: the library must see the certificates, or it would not check at all.

@@ -2,11 +2,13 @@
 //! - `POST /saml/logout` (the panel's Sign out button for sessions that came through SAML):
 //!   ends the panel session, then, when single logout is on and the IdP has a logout URL, sends
 //!   the browser there with our LogoutRequest; otherwise to the "Signed out" page.
-//! - `GET /saml/slo`: the IdP's answer to our request (shows "Signed out"), or the IdP's own
-//!   logout request (ends that person's panel sessions and answers the IdP).
+//! - `GET /saml/slo` (HTTP-Redirect binding) and `POST /saml/slo` (HTTP-POST binding): the
+//!   IdP's answer to our request (shows "Signed out"), or the IdP's own logout request (ends
+//!   that person's panel sessions and answers the IdP, by HTTP-Redirect).
 
 use app::api::AuthMethod;
 use app::api::backend::{Backend, RequestContext};
+use axum::Form;
 use axum::extract::{ConnectInfo, Extension, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -141,15 +143,87 @@ pub async fn slo(
     if !single_logout(storage, &idp).await {
         return refused(&SloRefusal::NotConfigured, peer.ip());
     }
-    let order = match slo::check_logout_request(&query, &idp, &st.sp, chrono::Utc::now()) {
-        Ok(order) => order,
-        Err(reason) => return refused(&reason, peer.ip()),
+    let order = slo::check_logout_request(&query, &idp, &st.sp, chrono::Utc::now());
+    obey(&st, &idp, order, peer.ip()).await
+}
+
+/// The form the IdP posts with the HTTP-POST binding.
+#[derive(serde::Deserialize)]
+pub struct SloForm {
+    #[serde(rename = "SAMLRequest")]
+    saml_request: Option<String>,
+    #[serde(rename = "SAMLResponse")]
+    saml_response: Option<String>,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+/// `POST /saml/slo`
+pub async fn slo_post(
+    State(st): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<SloForm>,
+) -> Response {
+    let storage = st.auth.storage();
+    let idp = match IdpConfig::load(storage).await {
+        Ok(idp) => idp,
+        Err(e) => return internal(e),
     };
+    let sp = st.sp.clone();
+    let checked_idp = idp.clone();
+    // XML signatures are libxmlsec's work, behind its global lock: off the async workers.
+    match (form.saml_request, form.saml_response) {
+        (None, Some(response)) => {
+            let checked = tokio::task::spawn_blocking(move || {
+                slo::check_posted_logout_response(&response, &checked_idp, &sp)
+            })
+            .await;
+            match checked {
+                Ok(checked) => answered(storage, checked, peer.ip()).await,
+                Err(e) => internal(e),
+            }
+        }
+        (Some(request), None) => {
+            if !single_logout(storage, &idp).await {
+                return refused(&SloRefusal::NotConfigured, peer.ip());
+            }
+            let relay = form.relay_state;
+            let checked = tokio::task::spawn_blocking(move || {
+                slo::check_posted_logout_request(
+                    &request,
+                    relay,
+                    &checked_idp,
+                    &sp,
+                    chrono::Utc::now(),
+                )
+            })
+            .await;
+            match checked {
+                Ok(order) => obey(&st, &idp, order, peer.ip()).await,
+                Err(e) => internal(e),
+            }
+        }
+        _ => refused(&SloRefusal::NoMessage, peer.ip()),
+    }
+}
+
+/// Carries out a checked logout request from the IdP and answers it.
+async fn obey(
+    st: &HttpState,
+    idp: &IdpConfig,
+    order: Result<slo::LogoutOrder, SloRefusal>,
+    ip: IpAddr,
+) -> Response {
+    let order = match order {
+        Ok(order) => order,
+        Err(reason) => return refused(&reason, ip),
+    };
+    let storage = st.auth.storage();
     // The ID joins the assertion IDs: a replayed logout request is caught on every node.
     let keep_until = storage::now() + 2 * slo::REQUEST_LIFETIME_SECONDS;
     match storage.remember_assertion(&order.id, keep_until).await {
         Ok(true) => {}
-        Ok(false) => return refused(&SloRefusal::Replay, peer.ip()),
+        Ok(false) => return refused(&SloRefusal::Replay, ip),
         Err(e) => return internal(e),
     }
     let ended = match storage
@@ -159,14 +233,8 @@ pub async fn slo(
         Ok(n) => n,
         Err(e) => return internal(e),
     };
-    info!(client.ip = %peer.ip(), request = %order.id, ended, "the identity provider ended panel sessions");
-    match slo::logout_response_url(
-        &idp,
-        &st.sp,
-        &order,
-        &request_id(),
-        signing_key(&idp, &st.sp),
-    ) {
+    info!(client.ip = %ip, request = %order.id, ended, "the identity provider ended panel sessions");
+    match slo::logout_response_url(idp, &st.sp, &order, &request_id(), signing_key(idp, &st.sp)) {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(e) => internal(e),
     }
@@ -181,7 +249,15 @@ async fn answer(
     query: &str,
     ip: IpAddr,
 ) -> Response {
-    match slo::check_logout_response(query, idp, sp) {
+    answered(storage, slo::check_logout_response(query, idp, sp), ip).await
+}
+
+async fn answered(
+    storage: &Storage,
+    checked: Result<slo::LogoutAnswer, SloRefusal>,
+    ip: IpAddr,
+) -> Response {
+    match checked {
         Ok(answer) => {
             let since = storage::now() - slo::REQUEST_LIFETIME_SECONDS;
             match storage

@@ -147,11 +147,15 @@ pub fn parse_idp(xml: &str) -> Result<IdpMetadata, MetadataError> {
             (None, Some(url)) => (url, SsoBinding::Post),
             (None, None) => return Err(MetadataError::NoSsoUrl),
         };
-    let slo_url = descriptors
-        .iter()
-        .flat_map(|d| d.single_logout_services.iter())
-        .find(|s| s.binding == HTTP_REDIRECT_BINDING || s.binding == HTTP_POST_BINDING)
-        .map(|s| s.location.clone());
+    // Our logout messages go by HTTP-Redirect: its endpoint is preferred.
+    let find_slo = |binding: &str| {
+        descriptors
+            .iter()
+            .flat_map(|d| d.single_logout_services.iter())
+            .find(|s| s.binding == binding)
+            .map(|s| s.location.clone())
+    };
+    let slo_url = find_slo(HTTP_REDIRECT_BINDING).or_else(|| find_slo(HTTP_POST_BINDING));
 
     // Keys marked for signing, or with no use given (which means both uses).
     let mut blocks = Vec::new();
@@ -301,11 +305,16 @@ pub fn sp_xml(sp: &SpUrls, signs_requests: bool) -> Result<String, String> {
         ]),
         authn_requests_signed: Some(signs_requests && sp.signing.is_some()),
         want_assertions_signed: Some(true),
-        single_logout_services: Some(vec![samael::metadata::Endpoint {
-            binding: samael::metadata::HTTP_REDIRECT_BINDING.to_string(),
-            location: sp.slo.clone(),
-            response_location: None,
-        }]),
+        single_logout_services: Some(
+            [samael::metadata::HTTP_REDIRECT_BINDING, HTTP_POST_BINDING]
+                .into_iter()
+                .map(|binding| samael::metadata::Endpoint {
+                    binding: binding.to_string(),
+                    location: sp.slo.clone(),
+                    response_location: None,
+                })
+                .collect(),
+        ),
         assertion_consumer_services: vec![IndexedEndpoint {
             binding: HTTP_POST_BINDING.to_string(),
             location: sp.acs.clone(),

@@ -1,4 +1,5 @@
-//! Single logout (SAML 2.0 SLO) with the HTTP-Redirect binding, both ways.
+//! Single logout (SAML 2.0 SLO), both ways: the IdP's messages by HTTP-Redirect or HTTP-POST,
+//! ours by HTTP-Redirect.
 //!
 //! - Ours: signing out of a panel session that came through SAML sends the browser to the
 //!   IdP's single logout URL with a LogoutRequest naming the subject (and IdP session) that the
@@ -60,7 +61,7 @@ pub enum SloRefusal {
     Doctype,
     #[error("the message is not a well-formed {0}")]
     Malformed(&'static str),
-    #[error("the message is not signed (no SigAlg and Signature)")]
+    #[error("the message is not signed (no SigAlg and Signature, or no XML signature when posted)")]
     Unsigned,
     #[error("signature algorithm {0} is not accepted (RSA with SHA-256, -384 or -512 only)")]
     Algorithm(String),
@@ -201,6 +202,93 @@ fn inflate(encoded: &str) -> Result<String, SloRefusal> {
     Ok(xml)
 }
 
+/// A posted message: base64 XML, bounded; DTDs refused.
+fn decode_posted(encoded: &str) -> Result<String, SloRefusal> {
+    if encoded.len() > MAX_QUERY_BYTES {
+        return Err(SloRefusal::TooLarge);
+    }
+    let bytes = super::decode_base64(encoded).ok_or(SloRefusal::NotDecodable)?;
+    let xml = String::from_utf8(bytes).map_err(|_| SloRefusal::NotDecodable)?;
+    if super::metadata::refuse_doctype(&xml) {
+        return Err(SloRefusal::Doctype);
+    }
+    Ok(xml)
+}
+
+/// For a posted message whose root is `root`: `None` when it carries no XML signature at all,
+/// otherwise the signed element as xmlsec verified it (the bytes that were digested), which
+/// must be that root. A document with more than one `root` element, or a signature that does
+/// not verify against a configured certificate, is refused.
+fn signed_part(xml: &str, root: &[u8], idp: &IdpConfig) -> Result<Option<String>, SloRefusal> {
+    use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
+    let what = if root == b"LogoutRequest" {
+        "LogoutRequest"
+    } else {
+        "LogoutResponse"
+    };
+    let (roots, signatures) = count_elements(xml, root).ok_or(SloRefusal::Malformed(what))?;
+    if roots != 1 {
+        return Err(SloRefusal::Malformed(what));
+    }
+    if signatures == 0 {
+        return Ok(None);
+    }
+    let ders =
+        super::certs::der_all(&idp.certificates_pem).map_err(|_| SloRefusal::NotConfigured)?;
+    if ders.is_empty() {
+        return Err(SloRefusal::NotConfigured);
+    }
+    let certs: Vec<CertificateDer> = ders.into_iter().map(CertificateDer::from).collect();
+    let signed = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+        xml,
+        &certs,
+        samael::crypto::ReduceMode::PreDigest,
+        Some(&super::acs::XML_SIGNATURE_ALGORITHMS),
+    )
+    .map_err(|_| SloRefusal::Signature)?;
+    // The signature must cover the message itself, not some element inside it.
+    match count_elements(&signed, root) {
+        Some((1, _)) if root_is(&signed, root) => Ok(Some(signed)),
+        _ => Err(SloRefusal::Signature),
+    }
+}
+
+/// How many `local_name` elements and `Signature` elements the document holds, anywhere.
+/// `None` when it is not well-formed.
+fn count_elements(xml: &str, local_name: &[u8]) -> Option<(usize, usize)> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut found, mut signatures) = (0, 0);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e)) => {
+                let name = e.local_name();
+                if name.as_ref() == local_name {
+                    found += 1;
+                } else if name.as_ref() == b"Signature" {
+                    signatures += 1;
+                }
+            }
+            Ok(Event::Eof) => return Some((found, signatures)),
+            Err(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// Whether the document's first element is `local_name`.
+fn root_is(xml: &str, local_name: &[u8]) -> bool {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e)) => return e.local_name().as_ref() == local_name,
+            Ok(Event::Eof) | Err(_) => return false,
+            _ => {}
+        }
+    }
+}
+
 fn deflate(xml: &str) -> Result<String, String> {
     let mut encoder =
         flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
@@ -243,6 +331,14 @@ fn first_text(xml: &str, local_name: &[u8]) -> Option<String> {
     }
 }
 
+/// The IdP's logout requests are taken only from a configured IdP that offers single logout.
+fn require_single_logout(idp: &IdpConfig) -> Result<(), SloRefusal> {
+    if idp.entity_id.is_empty() || idp.slo_url.is_empty() {
+        return Err(SloRefusal::NotConfigured);
+    }
+    Ok(())
+}
+
 /// Checks a LogoutRequest that the IdP sent through the browser (the whole query string).
 pub fn check_logout_request(
     query: &str,
@@ -250,14 +346,40 @@ pub fn check_logout_request(
     sp: &SpUrls,
     now: DateTime<Utc>,
 ) -> Result<LogoutOrder, SloRefusal> {
-    if idp.entity_id.is_empty() || idp.slo_url.is_empty() {
-        return Err(SloRefusal::NotConfigured);
-    }
+    require_single_logout(idp)?;
     let params = params(query)?;
     let message = params.get("SAMLRequest").ok_or(SloRefusal::NoMessage)?;
     // The signature first: nothing of an unsigned message is read.
     verify_signature(&params, "SAMLRequest", &idp.certificates_pem)?;
     let xml = inflate(&message.decoded)?;
+    let relay_state = params.get("RelayState").map(|r| r.decoded.clone());
+    order_from_xml(&xml, idp, sp, now, relay_state)
+}
+
+/// Checks a LogoutRequest that the IdP posted through the browser (HTTP-POST binding): base64
+/// XML with an enveloped XML signature, which samael and libxmlsec verify. Only the signed
+/// bytes are read. CPU-bound and behind libxmlsec's global lock: call it from a blocking thread.
+pub fn check_posted_logout_request(
+    saml_request: &str,
+    relay_state: Option<String>,
+    idp: &IdpConfig,
+    sp: &SpUrls,
+    now: DateTime<Utc>,
+) -> Result<LogoutOrder, SloRefusal> {
+    require_single_logout(idp)?;
+    let xml = decode_posted(saml_request)?;
+    let signed = signed_part(&xml, b"LogoutRequest", idp)?.ok_or(SloRefusal::Unsigned)?;
+    order_from_xml(&signed, idp, sp, now, relay_state)
+}
+
+/// The checks every LogoutRequest passes once its XML is known to be the signed one.
+fn order_from_xml(
+    xml: &str,
+    idp: &IdpConfig,
+    sp: &SpUrls,
+    now: DateTime<Utc>,
+    relay_state: Option<String>,
+) -> Result<LogoutOrder, SloRefusal> {
     let request: samael::schema::LogoutRequest = xml
         .parse()
         .map_err(|_| SloRefusal::Malformed("LogoutRequest"))?;
@@ -282,8 +404,8 @@ pub fn check_logout_request(
     Ok(LogoutOrder {
         id,
         name_id,
-        session_index: first_text(&xml, b"SessionIndex").filter(|s| !s.is_empty()),
-        relay_state: params.get("RelayState").map(|r| r.decoded.clone()),
+        session_index: first_text(xml, b"SessionIndex").filter(|s| !s.is_empty()),
+        relay_state,
     })
 }
 
@@ -303,6 +425,30 @@ pub fn check_logout_response(
         verify_signature(&params, "SAMLResponse", &idp.certificates_pem)?;
     }
     let xml = inflate(&message.decoded)?;
+    answer_from_xml(&xml, idp, sp, signed)
+}
+
+/// Reads the IdP's answer to our logout request, posted (HTTP-POST binding). As with the
+/// Redirect binding, an unsigned answer is read; a signature that is present must verify, and
+/// then only the signed bytes are read. Call it from a blocking thread.
+pub fn check_posted_logout_response(
+    saml_response: &str,
+    idp: &IdpConfig,
+    sp: &SpUrls,
+) -> Result<LogoutAnswer, SloRefusal> {
+    let xml = decode_posted(saml_response)?;
+    match signed_part(&xml, b"LogoutResponse", idp)? {
+        Some(signed) => answer_from_xml(&signed, idp, sp, true),
+        None => answer_from_xml(&xml, idp, sp, false),
+    }
+}
+
+fn answer_from_xml(
+    xml: &str,
+    idp: &IdpConfig,
+    sp: &SpUrls,
+    signed: bool,
+) -> Result<LogoutAnswer, SloRefusal> {
     let response: samael::schema::LogoutResponse = xml
         .parse()
         .map_err(|_| SloRefusal::Malformed("LogoutResponse"))?;

@@ -35,7 +35,7 @@ responses a misbehaving or hostile IdP would send, each still signed correctly:
     username=, name=, groups=a,b   extra attributes
 
 /slo/initiate takes knobs of its own: signer=rogue, unsigned=1, destination=URL,
-session_index=, relay=.
+session_index=, relay=, binding=post (a page that posts the request, its XML signed).
 
 The SP's metadata is loaded on first use, so the SP may start after the IdP.
 """
@@ -218,24 +218,34 @@ class Idp:
         return info["data"]
 
 
-    def logout_request_location(self, fields):
-        """Where to send the browser with an IdP-initiated LogoutRequest for fields["email"]."""
+    def logout_request(self, fields):
+        """An IdP-initiated LogoutRequest for fields["email"]: ("redirect", where to send the
+        browser) or, with binding=post, ("post", a page that posts it with an enveloped XML
+        signature)."""
         server = self.server("rogue" if fields.get("signer") == "rogue" else "trusted")
+        post = fields.get("binding") == "post"
+        binding = BINDING_HTTP_POST if post else BINDING_HTTP_REDIRECT
         _, destination = server.pick_binding(
-            "single_logout_service", [BINDING_HTTP_REDIRECT], "spsso", entity_id=self.sp
+            "single_logout_service", [binding], "spsso", entity_id=self.sp
         )
+        signed = fields.get("unsigned") != "1"
         # A destination knob changes only what the request says, not where it goes.
         _, request = server.create_logout_request(
             fields.get("destination") or destination,
             self.sp,
             name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=fields.get("email", "")),
             session_indexes=[fields["session_index"]] if fields.get("session_index") else None,
+            sign=post and signed, sign_alg=SHA256_SIGNATURE, digest_alg=SHA256_DIGEST,
         )
+        relay = fields.get("relay", "idp-relay")
+        if post:
+            info = server.apply_binding(BINDING_HTTP_POST, str(request), destination, relay)
+            return "post", info["data"]
         info = server.apply_binding(
-            BINDING_HTTP_REDIRECT, str(request), destination, fields.get("relay", "idp-relay"),
-            sign=fields.get("unsigned") != "1", sigalg=SHA256_SIGNATURE,
+            BINDING_HTTP_REDIRECT, str(request), destination, relay,
+            sign=signed, sigalg=SHA256_SIGNATURE,
         )
-        return dict(info["headers"])["Location"]
+        return "redirect", dict(info["headers"])["Location"]
 
     def logout_from_sp(self, fields):
         """Takes the SP's LogoutRequest; returns where to send the browser with the answer."""
@@ -334,7 +344,11 @@ def make_handler(idp):
                         idp.answer_from_sp(fields)
                     self.send(200, page("Signed out", "<p>You are signed out of the test IdP.</p>"))
                 elif path == "/slo/initiate":
-                    self.redirect(idp.logout_request_location(fields))
+                    how, where = idp.logout_request(fields)
+                    if how == "post":
+                        self.send(200, where)
+                    else:
+                        self.redirect(where)
                 elif path == "/slo/log":
                     with idp.lock:
                         self.send(200, "".join(f"{line}\n" for line in idp.slo_log), "text/plain")
