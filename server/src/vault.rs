@@ -331,6 +331,10 @@ pub enum StartError {
 /// first (`vault.key.new`), then every secret and the key check change in one database
 /// transaction, then the new file replaces the old. Start-up completes or discards a
 /// half-finished rotation. With an inline key, the caller must publish the returned key.
+///
+/// Known shortcoming: on a site with several nodes, the others keep the old key in memory until
+/// restarted, and a TOTP enrolment they seal meanwhile would not open under the new key (the
+/// person enrols again). Restart every node with the new key right after rotating.
 pub async fn rotate(
     storage: &crate::storage::Storage,
     source: &KeySource,

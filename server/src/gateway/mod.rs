@@ -92,7 +92,8 @@ pub fn host_key(data_dir: &Path) -> Result<PrivateKey, GatewayError> {
 ///
 /// - key exchange: mlkem768x25519-sha256, curve25519-sha256 (and its @libssh.org name),
 ///   diffie-hellman-group16-sha512, diffie-hellman-group18-sha512;
-/// - host key: ssh-ed25519;
+/// - host key: ssh-ed25519 (known shortcoming: no RSA host key, so clients too old for
+///   ed25519, such as PuTTY before 0.68, cannot connect);
 /// - ciphers: chacha20-poly1305@openssh.com, aes256-gcm@openssh.com, aes128-gcm@openssh.com,
 ///   aes256-ctr, aes128-ctr;
 /// - MACs (only used with the CTR ciphers): hmac-sha2-512-etm, hmac-sha2-256-etm;

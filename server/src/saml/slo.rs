@@ -133,6 +133,9 @@ fn params(query: &str) -> Result<HashMap<String, Param<'_>>, SloRefusal> {
 
 /// Checks the Redirect-binding signature over `message_key`, `RelayState` (when sent) and
 /// `SigAlg`, as sent, against every configured certificate.
+///
+/// Known shortcoming: only RSA signatures are taken here; an IdP that signs Redirect-binding
+/// logout messages with ECDSA is refused (its POSTed, XML-signed messages are accepted).
 fn verify_signature(
     params: &HashMap<String, Param<'_>>,
     message_key: &str,

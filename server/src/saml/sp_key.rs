@@ -2,6 +2,9 @@
 //! directory, created at first start. The certificate goes into the SP metadata so that an IdP
 //! that wants signed AuthnRequests can check them; nothing else trusts it, so self-signed is
 //! what IdPs expect here.
+//!
+//! Known shortcoming: there is no rollover command yet. Replacing the key means deleting both
+//! files, restarting, and giving every IdP the new metadata at once.
 
 use std::path::{Path, PathBuf};
 
