@@ -874,6 +874,9 @@ pub async fn vault_command(
                     println!(
                         "Back up that file: without it the stored credentials cannot be opened."
                     );
+                    println!(
+                        "Restart Jumpgate now (every node): a running server still holds the old key."
+                    );
                 }
                 vault::KeySource::Inline(_) => {
                     println!("Every stored secret is now sealed under this new master key:");

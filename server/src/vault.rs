@@ -332,9 +332,10 @@ pub enum StartError {
 /// transaction, then the new file replaces the old. Start-up completes or discards a
 /// half-finished rotation. With an inline key, the caller must publish the returned key.
 ///
-/// Known shortcoming: on a site with several nodes, the others keep the old key in memory until
-/// restarted, and a TOTP enrolment they seal meanwhile would not open under the new key (the
-/// person enrols again). Restart every node with the new key right after rotating.
+/// Known shortcoming: a running server (every node of a site) keeps the old key in memory until
+/// restarted: until then it cannot open what was re-sealed, and a TOTP enrolment it seals
+/// meanwhile will not open under the new key (the person enrols again). The command says to
+/// restart right after rotating.
 pub async fn rotate(
     storage: &crate::storage::Storage,
     source: &KeySource,
@@ -365,11 +366,13 @@ pub async fn rotate(
     let mut totp = Vec::new();
     for old in storage.totp_values().await? {
         let context = totp_context(old.user_id);
-        let reseal = |sealed: &Option<String>| -> Result<Option<String>, VaultError> {
-            match sealed {
-                Some(value) => next
+        // A plain value from before sealing is sealed on the way.
+        let reseal = |stored: &Option<String>| -> Result<Option<String>, VaultError> {
+            match stored {
+                Some(value) if is_sealed(value) => next
                     .seal(&context, &current.open(&context, value)?)
                     .map(Some),
+                Some(plain) => next.seal(&context, plain.as_bytes()).map(Some),
                 None => Ok(None),
             }
         };

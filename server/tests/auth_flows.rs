@@ -286,7 +286,7 @@ async fn sign_in_with_totp(auth: &Auth, login: &str, secret: &str, at: u64) {
 }
 
 #[tokio::test]
-async fn totp_secrets_stored_in_plain_are_sealed_at_start_and_follow_a_key_rotation() {
+async fn totp_secrets_stored_in_plain_still_work_are_sealed_at_start_and_follow_a_rotation() {
     for db in common::databases().await {
         let dir = tempfile::tempdir().unwrap();
         let source = KeySource::File(dir.path().join("vault.key"));
@@ -299,6 +299,12 @@ async fn totp_secrets_stored_in_plain_are_sealed_at_start_and_follow_a_key_rotat
             .set_totp_pending(uid, Some(&enrolling))
             .await
             .unwrap();
+
+        // Until then (a rolling upgrade), a plain value still signs in.
+        let now = totp::unix_time();
+        let throwaway = Arc::new(Vault::new(&MasterKey::generate()));
+        let auth = Auth::new(db.storage.clone(), false, throwaway);
+        sign_in_with_totp(&auth, "frank", &secret, now - 30).await;
 
         let current = vault::open_at_start(&db.storage, &source).await.unwrap();
         let stored = db.storage.totp_values().await.unwrap().remove(0);
@@ -313,7 +319,6 @@ async fn totp_secrets_stored_in_plain_are_sealed_at_start_and_follow_a_key_rotat
                 db.label
             );
         }
-        let now = totp::unix_time();
         let auth = Auth::new(db.storage.clone(), false, Arc::new(current));
         sign_in_with_totp(&auth, "frank", &secret, now).await;
 

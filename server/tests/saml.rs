@@ -1624,6 +1624,13 @@ async fn a_logout_request_posted_by_the_identity_provider_is_checked_the_same_wa
             "&destination=https%3A%2F%2Felsewhere.test%2Fsaml%2Fslo",
             "destination",
         ),
+        // Signed messages sent by HTTP-POST must say where they are going.
+        ("&destination=none", "destination \"(none given)\""),
+        // RelayState travels unsigned and goes back to the IdP: 80 bytes at most.
+        (
+            "&relay=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "RelayState is too large",
+        ),
     ] {
         let (request, relay) = form(knobs).await;
         let line = refusal(post(request, relay).await).await;

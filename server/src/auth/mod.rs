@@ -82,12 +82,17 @@ impl Auth {
         }
     }
 
-    /// The base32 TOTP secret in `sealed`, one of `user_id`'s stored TOTP values.
+    /// The base32 TOTP secret in `sealed`, one of `user_id`'s stored TOTP values. A plain value
+    /// (written by an older version during a rolling upgrade, or brought back by a restore) is
+    /// read as it is; the next start seals it.
     fn open_totp(
         &self,
         user_id: i64,
         sealed: &str,
     ) -> Result<zeroize::Zeroizing<String>, ServiceError> {
+        if !crate::vault::is_sealed(sealed) {
+            return Ok(zeroize::Zeroizing::new(sealed.to_string()));
+        }
         let plain = self
             .vault
             .open(&crate::vault::totp_context(user_id), sealed)?;

@@ -126,18 +126,32 @@ impl CookieNames {
     /// ACS receives it, and it lasts as long as the request may be answered. One cookie per
     /// request, so that sign-ins started in two tabs do not undo each other.
     pub fn saml_request_cookie(&self, request_id: &str, secret: &str, max_age: i64) -> String {
-        Cookie::build((saml_request_cookie_name(request_id), secret.to_string()))
-            .path(app::paths::SAML_ACS)
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .secure(self.secure)
-            .max_age(cookie::time::Duration::seconds(max_age))
-            .build()
-            .to_string()
+        Cookie::build((
+            self.saml_request_cookie_name(request_id),
+            secret.to_string(),
+        ))
+        .path(app::paths::SAML_ACS)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(self.secure)
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .build()
+        .to_string()
+    }
+
+    /// The name of the cookie that binds SAML sign-in request `request_id` to its browser. Over
+    /// HTTPS it carries the `__Secure-` prefix, so that browsers take it only from a secure
+    /// origin: a network attacker cannot plant one through plain HTTP.
+    pub fn saml_request_cookie_name(&self, request_id: &str) -> String {
+        if self.secure {
+            format!("__Secure-jumpgate_saml{request_id}")
+        } else {
+            format!("jumpgate_saml{request_id}")
+        }
     }
 
     pub fn expired_saml_request_cookie(&self, request_id: &str) -> String {
-        let mut c = Cookie::build((saml_request_cookie_name(request_id), ""))
+        let mut c = Cookie::build((self.saml_request_cookie_name(request_id), ""))
             .path(app::paths::SAML_ACS)
             .http_only(true)
             .same_site(SameSite::Lax)
@@ -146,11 +160,6 @@ impl CookieNames {
         c.make_removal();
         c.to_string()
     }
-}
-
-/// The name of the cookie that binds SAML sign-in request `request_id` to its browser.
-pub fn saml_request_cookie_name(request_id: &str) -> String {
-    format!("jumpgate_saml{request_id}")
 }
 
 /// Reads one cookie from a `Cookie` request header.
@@ -173,6 +182,28 @@ mod tests {
         assert_ne!(a, new_token());
         assert_eq!(hash_token(&a).len(), 64);
         assert_ne!(hash_token(&a), a);
+    }
+
+    #[test]
+    fn saml_binding_cookie_is_scoped_to_the_acs_and_prefixed_on_https() {
+        let c = CookieNames::new(true).saml_request_cookie("_jgabc", "secret", 600);
+        for part in [
+            "__Secure-jumpgate_saml_jgabc=secret",
+            "Path=/saml/acs",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Max-Age=600",
+        ] {
+            assert!(c.contains(part), "{part} missing: {c}");
+        }
+        let c = CookieNames::new(false).saml_request_cookie("_jgabc", "secret", 600);
+        assert!(
+            c.starts_with("jumpgate_saml_jgabc=secret;") && !c.contains("Secure"),
+            "{c}"
+        );
+        let gone = CookieNames::new(true).expired_saml_request_cookie("_jgabc");
+        assert!(gone.starts_with("__Secure-jumpgate_saml_jgabc=;") && gone.contains("Max-Age=0"));
     }
 
     #[test]

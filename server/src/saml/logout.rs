@@ -174,6 +174,10 @@ pub async fn slo_post(
     // XML signatures are libxmlsec's work, behind its global lock: off the async workers.
     match (form.saml_request, form.saml_response) {
         (None, Some(response)) => {
+            // Without single logout we sent no request to answer: no signature work for it.
+            if !single_logout(storage, &idp).await {
+                return signed_out(false);
+            }
             let checked = tokio::task::spawn_blocking(move || {
                 slo::check_posted_logout_response(&response, &checked_idp, &sp)
             })

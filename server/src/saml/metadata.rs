@@ -147,7 +147,8 @@ pub fn parse_idp(xml: &str) -> Result<IdpMetadata, MetadataError> {
             (None, Some(url)) => (url, SsoBinding::Post),
             (None, None) => return Err(MetadataError::NoSsoUrl),
         };
-    // Our logout messages go by HTTP-Redirect: its endpoint is preferred.
+    // Our logout messages go by HTTP-Redirect: its endpoint is preferred. Known shortcoming:
+    // an IdP that offers only a POST endpoint still gets our messages by Redirect there.
     let find_slo = |binding: &str| {
         descriptors
             .iter()

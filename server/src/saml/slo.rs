@@ -49,7 +49,7 @@ const RSA_SHA512: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512";
 pub enum SloRefusal {
     #[error("single logout is off or the identity provider has no logout URL")]
     NotConfigured,
-    #[error("the query is too large or names a parameter twice")]
+    #[error("the query or RelayState is too large, or a parameter is named twice")]
     BadQuery,
     #[error("no SAMLRequest or SAMLResponse in the query")]
     NoMessage,
@@ -309,9 +309,16 @@ fn check_issuer(issuer: Option<String>, idp: &IdpConfig) -> Result<(), SloRefusa
     }
 }
 
-fn check_destination(destination: Option<&str>, sp: &SpUrls) -> Result<(), SloRefusal> {
+/// The Destination must be our logout URL when present. Signed messages sent by HTTP-POST must
+/// carry one (SAML bindings, 3.5.5.2): `required` says so, and then its absence is refused.
+fn check_destination(
+    destination: Option<&str>,
+    sp: &SpUrls,
+    required: bool,
+) -> Result<(), SloRefusal> {
     match destination {
         Some(d) if d != sp.slo => Err(SloRefusal::Destination(d.to_string())),
+        None if required => Err(SloRefusal::Destination("(none given)".into())),
         _ => Ok(()),
     }
 }
@@ -356,7 +363,7 @@ pub fn check_logout_request(
     verify_signature(&params, "SAMLRequest", &idp.certificates_pem)?;
     let xml = inflate(&message.decoded)?;
     let relay_state = params.get("RelayState").map(|r| r.decoded.clone());
-    order_from_xml(&xml, idp, sp, now, relay_state)
+    order_from_xml(&xml, idp, sp, now, relay_state, false)
 }
 
 /// Checks a LogoutRequest that the IdP posted through the browser (HTTP-POST binding): base64
@@ -370,9 +377,14 @@ pub fn check_posted_logout_request(
     now: DateTime<Utc>,
 ) -> Result<LogoutOrder, SloRefusal> {
     require_single_logout(idp)?;
+    // RelayState is not signed in this binding, and goes back to the IdP: at most the 80
+    // bytes the bindings allow.
+    if relay_state.as_ref().is_some_and(|r| r.len() > 80) {
+        return Err(SloRefusal::BadQuery);
+    }
     let xml = decode_posted(saml_request)?;
     let signed = signed_part(&xml, b"LogoutRequest", idp)?.ok_or(SloRefusal::Unsigned)?;
-    order_from_xml(&signed, idp, sp, now, relay_state)
+    order_from_xml(&signed, idp, sp, now, relay_state, true)
 }
 
 /// The checks every LogoutRequest passes once its XML is known to be the signed one.
@@ -382,12 +394,13 @@ fn order_from_xml(
     sp: &SpUrls,
     now: DateTime<Utc>,
     relay_state: Option<String>,
+    posted: bool,
 ) -> Result<LogoutOrder, SloRefusal> {
     let request: samael::schema::LogoutRequest = xml
         .parse()
         .map_err(|_| SloRefusal::Malformed("LogoutRequest"))?;
     check_issuer(request.issuer.and_then(|i| i.value), idp)?;
-    check_destination(request.destination.as_deref(), sp)?;
+    check_destination(request.destination.as_deref(), sp, posted)?;
     let issued = request
         .issue_instant
         .ok_or(SloRefusal::Malformed("LogoutRequest"))?;
@@ -428,7 +441,7 @@ pub fn check_logout_response(
         verify_signature(&params, "SAMLResponse", &idp.certificates_pem)?;
     }
     let xml = inflate(&message.decoded)?;
-    answer_from_xml(&xml, idp, sp, signed)
+    answer_from_xml(&xml, idp, sp, signed, false)
 }
 
 /// Reads the IdP's answer to our logout request, posted (HTTP-POST binding). As with the
@@ -441,8 +454,8 @@ pub fn check_posted_logout_response(
 ) -> Result<LogoutAnswer, SloRefusal> {
     let xml = decode_posted(saml_response)?;
     match signed_part(&xml, b"LogoutResponse", idp)? {
-        Some(signed) => answer_from_xml(&signed, idp, sp, true),
-        None => answer_from_xml(&xml, idp, sp, false),
+        Some(signed) => answer_from_xml(&signed, idp, sp, true, true),
+        None => answer_from_xml(&xml, idp, sp, false, true),
     }
 }
 
@@ -451,12 +464,13 @@ fn answer_from_xml(
     idp: &IdpConfig,
     sp: &SpUrls,
     signed: bool,
+    posted: bool,
 ) -> Result<LogoutAnswer, SloRefusal> {
     let response: samael::schema::LogoutResponse = xml
         .parse()
         .map_err(|_| SloRefusal::Malformed("LogoutResponse"))?;
     check_issuer(response.issuer.and_then(|i| i.value), idp)?;
-    check_destination(response.destination.as_deref(), sp)?;
+    check_destination(response.destination.as_deref(), sp, posted)?;
     let in_response_to = response
         .in_response_to
         .filter(|id| !id.is_empty())

@@ -272,7 +272,7 @@ pub async fn acs(
             .filter_map(|v| v.to_str().ok())
             .collect::<Vec<_>>()
             .join("; ");
-        let name = crate::auth::session::saml_request_cookie_name(&relay);
+        let name = st.auth.cookies().saml_request_cookie_name(&relay);
         match crate::auth::session::read_cookie(&cookies, &name) {
             Some(secret) => {
                 let presented = crate::auth::session::hash_token(&secret);

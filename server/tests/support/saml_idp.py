@@ -35,7 +35,8 @@ responses a misbehaving or hostile IdP would send, each still signed correctly:
     username=, name=, groups=a,b   extra attributes
 
 /slo/initiate takes knobs of its own: signer=rogue, unsigned=1, destination=URL,
-session_index=, relay=, binding=post (a page that posts the request, its XML signed).
+session_index=, relay=, binding=post (a page that posts the request, its XML signed);
+destination=none leaves the Destination out.
 
 The SP's metadata is loaded on first use, so the SP may start after the IdP.
 """
@@ -229,9 +230,11 @@ class Idp:
             "single_logout_service", [binding], "spsso", entity_id=self.sp
         )
         signed = fields.get("unsigned") != "1"
-        # A destination knob changes only what the request says, not where it goes.
+        # A destination knob changes only what the request says, not where it goes; "none"
+        # leaves the Destination attribute out.
+        said = fields.get("destination") or destination
         _, request = server.create_logout_request(
-            fields.get("destination") or destination,
+            None if said == "none" else said,
             self.sp,
             name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=fields.get("email", "")),
             session_indexes=[fields["session_index"]] if fields.get("session_index") else None,
