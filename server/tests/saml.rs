@@ -1079,6 +1079,21 @@ async fn forged_responses_are_refused_for_their_reason() {
     let reason = site.refused(&fresh.with_xml(&bomb)).await;
     assert!(reason.contains("DTD"), "{reason}");
 
+    // A signature that would make the verifier fetch something or run a stylesheet is refused
+    // before any signature work (libxmlsec resolves references before checking the value).
+    let xml = fresh.xml();
+    assert!(xml.contains("URI=\"#"), "{xml}");
+    let remote = xml.replacen("URI=\"#", "URI=\"http://127.0.0.1:9/fetched#", 1);
+    let reason = site.refused(&fresh.with_xml(&remote)).await;
+    assert!(reason.contains("points outside the document"), "{reason}");
+    let stylesheet = xml.replacen(
+        "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+        "http://www.w3.org/TR/1999/REC-xslt-19991116",
+        1,
+    );
+    let reason = site.refused(&fresh.with_xml(&stylesheet)).await;
+    assert!(reason.contains("not canonicalization"), "{reason}");
+
     // An oversized body never reaches the XML parser.
     let huge = Posted {
         saml_response: "A".repeat(600 * 1024),
@@ -1651,6 +1666,9 @@ async fn a_logout_request_posted_by_the_identity_provider_is_checked_the_same_wa
     );
     let line = refusal(post(STANDARD.encode(wrapped), relay.clone()).await).await;
     assert!(line.contains("well-formed LogoutRequest"), "{line}");
+    let remote = STANDARD.encode(xml.replacen("URI=\"#", "URI=\"file:///etc/passwd#", 1));
+    let line = refusal(post(remote, relay.clone()).await).await;
+    assert!(line.contains("points outside the document"), "{line}");
     for cookie in [&bob, &carol] {
         assert_eq!(site.get_with("/account", cookie).await.status(), 200);
     }

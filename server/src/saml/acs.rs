@@ -58,6 +58,8 @@ pub enum Refusal {
     Doctype,
     #[error("the signature does not verify against a trusted IdP certificate, or is missing")]
     Signature,
+    #[error("{0}")]
+    UnsafeSignature(super::xmldsig::Unsafe),
     #[error(
         "the response must hold exactly one Response and one Assertion; it has {responses} and \
          {assertions} (signature wrapping?)"
@@ -154,6 +156,7 @@ pub fn verify_xml(
         return Err(Refusal::Doctype);
     }
     one_response_one_assertion(xml)?;
+    super::xmldsig::check(xml).map_err(Refusal::UnsafeSignature)?;
     if idp.entity_id.is_empty() {
         return Err(Refusal::NotConfigured);
     }

@@ -8,6 +8,8 @@
 //! - `users`: finding or creating the account an assertion names.
 //! - `web`: the HTTP endpoints `/saml/metadata`, `/saml/login` and `/saml/acs`.
 //! - `slo`: single logout messages (HTTP-Redirect binding): checking the IdP's, writing ours.
+//! - `xmldsig`: what a signature may ask of libxmlsec (same-document references,
+//!   canonicalization), checked before it sees the document.
 //! - `logout`: the endpoints `POST /saml/logout` (sign out here and at the IdP) and
 //!   `GET /saml/slo` (the IdP's logout requests and answers).
 
@@ -20,6 +22,7 @@ pub mod sp_key;
 pub mod upkeep;
 pub mod users;
 pub mod web;
+pub mod xmldsig;
 
 use std::net::IpAddr;
 

@@ -67,6 +67,8 @@ pub enum SloRefusal {
     Algorithm(String),
     #[error("the signature does not verify against any configured IdP certificate")]
     Signature,
+    #[error("{0}")]
+    UnsafeSignature(super::xmldsig::Unsafe),
     #[error("the issuer {0:?} is not the configured identity provider")]
     Issuer(String),
     #[error("the destination {0:?} is not this service provider's logout URL")]
@@ -236,6 +238,7 @@ fn signed_part(xml: &str, root: &[u8], idp: &IdpConfig) -> Result<Option<String>
     if signatures == 0 {
         return Ok(None);
     }
+    super::xmldsig::check(xml).map_err(SloRefusal::UnsafeSignature)?;
     let ders =
         super::certs::der_all(&idp.certificates_pem).map_err(|_| SloRefusal::NotConfigured)?;
     if ders.is_empty() {
