@@ -43,6 +43,9 @@ const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 const RSA_SHA384: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384";
 const RSA_SHA512: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512";
+const ECDSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256";
+const ECDSA_SHA384: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384";
+const ECDSA_SHA512: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512";
 
 /// Why a single-logout message was refused. Logged with a reference the person sees.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -63,7 +66,9 @@ pub enum SloRefusal {
     Malformed(&'static str),
     #[error("the message is not signed (no SigAlg and Signature, or no XML signature when posted)")]
     Unsigned,
-    #[error("signature algorithm {0} is not accepted (RSA with SHA-256, -384 or -512 only)")]
+    #[error(
+        "signature algorithm {0} is not accepted (RSA or ECDSA with SHA-256, -384 or -512 only)"
+    )]
     Algorithm(String),
     #[error("the signature does not verify against any configured IdP certificate")]
     Signature,
@@ -134,10 +139,7 @@ fn params(query: &str) -> Result<HashMap<String, Param<'_>>, SloRefusal> {
 }
 
 /// Checks the Redirect-binding signature over `message_key`, `RelayState` (when sent) and
-/// `SigAlg`, as sent, against every configured certificate.
-///
-/// Known shortcoming: only RSA signatures are taken here; an IdP that signs Redirect-binding
-/// logout messages with ECDSA is refused (its POSTed, XML-signed messages are accepted).
+/// `SigAlg`, as sent, against every configured certificate of the algorithm's kind.
 fn verify_signature(
     params: &HashMap<String, Param<'_>>,
     message_key: &str,
@@ -150,10 +152,13 @@ fn verify_signature(
     ) else {
         return Err(SloRefusal::Unsigned);
     };
-    let digest = match sig_alg.decoded.as_str() {
-        RSA_SHA256 => MessageDigest::sha256(),
-        RSA_SHA384 => MessageDigest::sha384(),
-        RSA_SHA512 => MessageDigest::sha512(),
+    let (digest, ecdsa) = match sig_alg.decoded.as_str() {
+        RSA_SHA256 => (MessageDigest::sha256(), false),
+        RSA_SHA384 => (MessageDigest::sha384(), false),
+        RSA_SHA512 => (MessageDigest::sha512(), false),
+        ECDSA_SHA256 => (MessageDigest::sha256(), true),
+        ECDSA_SHA384 => (MessageDigest::sha384(), true),
+        ECDSA_SHA512 => (MessageDigest::sha512(), true),
         other => return Err(SloRefusal::Algorithm(other.chars().take(100).collect())),
     };
     let signature = super::decode_base64(&signature.decoded).ok_or(SloRefusal::Signature)?;
@@ -173,20 +178,52 @@ fn verify_signature(
         let Ok(key) = openssl::x509::X509::from_der(&der).and_then(|c| c.public_key()) else {
             continue;
         };
-        if key.rsa().is_err() {
-            continue;
-        }
-        let verified = openssl::sign::Verifier::new(digest, &key)
-            .and_then(|mut v| {
-                v.update(signed.as_bytes())?;
-                v.verify(&signature)
-            })
-            .unwrap_or(false);
-        if verified {
-            return Ok(());
+        // The algorithm names the key kind: an RSA name never verifies with an EC key.
+        let forms = match (ecdsa, key.rsa().is_ok(), key.ec_key()) {
+            (false, true, _) => vec![signature.clone()],
+            (true, false, Ok(ec)) => ecdsa_forms(&ec, &signature),
+            _ => continue,
+        };
+        for form in forms {
+            let verified = openssl::sign::Verifier::new(digest, &key)
+                .and_then(|mut v| {
+                    v.update(signed.as_bytes())?;
+                    v.verify(&form)
+                })
+                .unwrap_or(false);
+            if verified {
+                return Ok(());
+            }
         }
     }
     Err(SloRefusal::Signature)
+}
+
+/// The ways an ECDSA signature value may arrive: DER (as OpenSSL and Java write it) and the
+/// fixed-size r‖s of XML signatures, converted to DER for OpenSSL.
+fn ecdsa_forms(ec: &openssl::ec::EcKey<openssl::pkey::Public>, signature: &[u8]) -> Vec<Vec<u8>> {
+    let mut forms = vec![signature.to_vec()];
+    let (Ok(mut order), Ok(mut ctx)) = (
+        openssl::bn::BigNum::new(),
+        openssl::bn::BigNumContext::new(),
+    ) else {
+        return forms;
+    };
+    if ec.group().order(&mut order, &mut ctx).is_err() {
+        return forms;
+    }
+    let half = order.num_bytes() as usize;
+    if signature.len() == 2 * half {
+        let (r, s) = signature.split_at(half);
+        let der = openssl::bn::BigNum::from_slice(r)
+            .and_then(|r| Ok((r, openssl::bn::BigNum::from_slice(s)?)))
+            .and_then(|(r, s)| openssl::ecdsa::EcdsaSig::from_private_components(r, s))
+            .and_then(|sig| sig.to_der());
+        if let Ok(der) = der {
+            forms.push(der);
+        }
+    }
+    forms
 }
 
 /// base64, then raw DEFLATE, bounded; DTDs refused.
@@ -633,6 +670,64 @@ mod tests {
         assert_eq!(verify(&without_relay, &pem), Err(SloRefusal::Signature));
         let (_, other_pem) = signed_query("x");
         assert_eq!(verify(&query, &other_pem), Err(SloRefusal::Signature));
+    }
+
+    fn enc(value: &str) -> String {
+        form_urlencoded::byte_serialize(value.as_bytes()).collect()
+    }
+
+    /// An ECDSA (P-256) certificate and a query signed with its key, the signature value in
+    /// DER or, with `raw`, as r‖s.
+    fn ecdsa_signed_query(raw: bool) -> (String, String) {
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::nid::Nid;
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let key = openssl::pkey::PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "ec idp").unwrap();
+        let name = name.build();
+        let mut cert = openssl::x509::X509::builder().unwrap();
+        cert.set_version(2).unwrap();
+        cert.set_subject_name(&name).unwrap();
+        cert.set_issuer_name(&name).unwrap();
+        cert.set_pubkey(&key).unwrap();
+        cert.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        cert.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
+            .unwrap();
+        cert.sign(&key, MessageDigest::sha256()).unwrap();
+        let pem = String::from_utf8(cert.build().to_pem().unwrap()).unwrap();
+
+        let signed = format!(
+            "SAMLRequest=abc%2B&RelayState=r&SigAlg={}",
+            enc(ECDSA_SHA256)
+        );
+        let mut signer = openssl::sign::Signer::new(MessageDigest::sha256(), &key).unwrap();
+        signer.update(signed.as_bytes()).unwrap();
+        let der = signer.sign_to_vec().unwrap();
+        let value = if raw {
+            let sig = openssl::ecdsa::EcdsaSig::from_der(&der).unwrap();
+            let mut out = sig.r().to_vec_padded(32).unwrap();
+            out.extend(sig.s().to_vec_padded(32).unwrap());
+            out
+        } else {
+            der
+        };
+        let query = format!("{signed}&Signature={}", enc(&STANDARD.encode(value)));
+        (query, pem)
+    }
+
+    #[test]
+    fn ecdsa_signatures_verify_in_either_encoding() {
+        for raw in [false, true] {
+            let (query, pem) = ecdsa_signed_query(raw);
+            assert_eq!(verify(&query, &pem), Ok(()), "raw={raw}");
+            let tampered = query.replacen("RelayState=r", "RelayState=s", 1);
+            assert_eq!(verify(&tampered, &pem), Err(SloRefusal::Signature));
+            // An RSA algorithm name does not make an EC key's signature acceptable.
+            let renamed = query.replacen(&enc(ECDSA_SHA256), &enc(RSA_SHA256), 1);
+            assert_eq!(verify(&renamed, &pem), Err(SloRefusal::Signature));
+        }
     }
 
     #[test]
