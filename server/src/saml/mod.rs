@@ -7,11 +7,12 @@
 //! - `acs`: verifying a posted response (samael and libxmlsec underneath).
 //! - `users`: finding or creating the account an assertion names.
 //! - `web`: the HTTP endpoints `/saml/metadata`, `/saml/login` and `/saml/acs`.
-//! - `slo`: single logout messages (HTTP-Redirect binding): checking the IdP's, writing ours.
+//! - `slo`: single logout messages: checking the IdP's (HTTP-Redirect or HTTP-POST), writing
+//!   ours (HTTP-Redirect).
 //! - `xmldsig`: what a signature may ask of libxmlsec (same-document references,
 //!   canonicalization), checked before it sees the document.
 //! - `logout`: the endpoints `POST /saml/logout` (sign out here and at the IdP) and
-//!   `GET /saml/slo` (the IdP's logout requests and answers).
+//!   `GET`/`POST /saml/slo` (the IdP's logout requests and answers).
 
 pub mod acs;
 pub mod certs;
@@ -40,7 +41,7 @@ pub struct SpUrls {
     pub acs: String,
     pub metadata: String,
     pub login: String,
-    /// Single logout (HTTP-Redirect binding), both directions.
+    /// Single logout, both directions (the IdP may use HTTP-Redirect or HTTP-POST).
     pub slo: String,
     /// True when `web.public_url` names an IP address: SAML works, but certificates, cookies
     /// and IdP configuration all outlive an address change badly.
